@@ -1,0 +1,32 @@
+"""Root URLconf: each app owns its pages; the JSON API lives under /api/v1/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from calliq import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="calls:list", permanent=False), name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", views.token_list, name="tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
+    path("organization/switch/", views.switch_organization, name="switch_organization"),
+    path("calls/", include("calls.urls")),
+    path("analytics/", include("analytics.urls")),
+    path("monitoring/", include("resilience.urls")),
+    path("api/v1/", include("calls.api_urls")),
+    path("api/v1/", include("analytics.api_urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "calliq.views.bad_request"
+handler403 = "calliq.views.permission_denied"
+handler404 = "calliq.views.page_not_found"
+handler500 = "calliq.views.server_error"

@@ -1,0 +1,89 @@
+from django.contrib import admin
+
+from calls.models import ApiToken, Call, CallAnalysis, Membership, Organization, Transcript
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+    list_select_related = ["user", "organization"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "organization", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
+    list_select_related = ["user", "organization"]
+
+    def has_add_permission(self, request) -> bool:
+        # Tokens are issued by their owner on the API tokens page, which shows the raw value once.
+        return False
+
+
+class TranscriptInline(admin.StackedInline):
+    model = Transcript
+    extra = 0
+    readonly_fields = ["created_at"]
+
+
+class CallAnalysisInline(admin.StackedInline):
+    model = CallAnalysis
+    extra = 0
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "organization",
+        "rep",
+        "customer_company",
+        "started_at",
+        "duration_seconds",
+        "status",
+        "outcome",
+        "score",
+    ]
+    list_filter = ["status", "outcome", "direction", "organization"]
+    search_fields = ["title", "customer_name", "customer_company"]
+    date_hierarchy = "started_at"
+    autocomplete_fields = ["organization", "rep"]
+    list_select_related = ["organization", "rep"]
+    # A million rows: no COUNT(*) of the whole table for the change list's paginator.
+    show_full_result_count = False
+    inlines = [TranscriptInline, CallAnalysisInline]
+
+
+@admin.register(CallAnalysis)
+class CallAnalysisAdmin(admin.ModelAdmin):
+    list_display = ["call", "score", "sentiment", "talk_ratio", "model", "created_at"]
+    list_filter = ["model"]
+    raw_id_fields = ["call"]
+    show_full_result_count = False
+
+
+@admin.register(Transcript)
+class TranscriptAdmin(admin.ModelAdmin):
+    list_display = ["call", "language", "provider_id", "created_at"]
+    raw_id_fields = ["call"]
+    show_full_result_count = False

@@ -1,0 +1,11 @@
+"""Calls API v1 (mounted under /api/v1/)."""
+
+from django.urls import path
+
+from calls import api
+
+app_name = "calls_api"
+
+urlpatterns = [
+    path("calls/<int:call_id>", api.call_detail, name="detail"),
+]

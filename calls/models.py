@@ -1,0 +1,251 @@
+"""The call domain: organizations and their members, API tokens, calls,
+transcripts and analyses. Reused queries live here as QuerySet methods."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Self
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipQuerySet(models.QuerySet):
+    def for_user(self, user: settings.AUTH_USER_MODEL) -> Self:
+        return self.filter(user=user).select_related("organization")
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MANAGER = "manager", "Manager"
+        REP = "rep", "Rep"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.REP)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]
+        ordering = ["organization__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in {self.Role.ADMIN, self.Role.MANAGER}
+
+
+TOKEN_PREFIX = "ciq_"
+
+
+def hash_token(raw_token: str) -> str:
+    # Tokens are 256 random bits, so a plain SHA-256 is enough: no salt or
+    # slow hash is needed to resist guessing, and lookups stay one indexed read.
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> Self:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A personal API token for `Authorization: Bearer`, scoped to one
+    organization the user belongs to. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, shown so people can tell tokens apart.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, *, user: settings.AUTH_USER_MODEL, organization: Organization, name: str) -> tuple[Self, str]:
+        """Create a token and return it with its raw value, which is shown once and never stored."""
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, organization=organization, name=name, prefix=raw[:10], token_hash=hash_token(raw)
+        )
+        return token, raw
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+
+class CallQuerySet(models.QuerySet):
+    def for_org(self, organization: Organization) -> Self:
+        return self.filter(organization=organization)
+
+    def completed(self) -> Self:
+        return self.filter(status=Call.Status.COMPLETED)
+
+    def started_between(self, start, end) -> Self:
+        return self.filter(started_at__gte=start, started_at__lt=end)
+
+
+class CallStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    TRANSCRIBING = "transcribing", "Transcribing"
+    ANALYZING = "analyzing", "Analyzing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class CallDirection(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class CallOutcome(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    FOLLOW_UP = "follow_up", "Follow-up"
+    NO_DECISION = "no_decision", "No decision"
+
+
+class Call(models.Model):
+    Status = CallStatus
+    Direction = CallDirection
+    Outcome = CallOutcome
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="calls")
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    title = models.CharField(max_length=200)
+    customer_name = models.CharField(max_length=120, blank=True)
+    customer_company = models.CharField(max_length=120, blank=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.OUTBOUND)
+    started_at = models.DateTimeField()
+    duration_seconds = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.UNKNOWN, blank=True)
+    score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="0-100, set by the analysis.")
+    sentiment = models.FloatField(null=True, blank=True, help_text="-1 (negative) to 1 (positive).")
+    talk_ratio = models.FloatField(null=True, blank=True, help_text="Share of talk time by the rep, 0-1.")
+    recording = models.FileField(upload_to="recordings/%Y/%m/", blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            # Keyset pagination on (sort column, id) per organization, both directions.
+            models.Index(fields=["organization", "started_at", "id"], name="call_org_started_id"),
+            models.Index(fields=["organization", "duration_seconds", "id"], name="call_org_duration_id"),
+            models.Index(fields=["organization", "score", "id"], name="call_org_score_id"),
+            models.Index(fields=["organization", "sentiment", "id"], name="call_org_sentiment_id"),
+            # Analytics: per-rep aggregations over a date range.
+            models.Index(fields=["organization", "rep", "started_at"], name="call_org_rep_started"),
+            models.Index(fields=["organization", "status", "started_at"], name="call_org_status_started"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=0, score__lte=100), name="call_score_0_100"
+            ),
+            models.CheckConstraint(
+                condition=Q(sentiment__isnull=True) | Q(sentiment__gte=-1, sentiment__lte=1),
+                name="call_sentiment_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(talk_ratio__isnull=True) | Q(talk_ratio__gte=0, talk_ratio__lte=1),
+                name="call_talk_ratio_range",
+            ),
+            models.CheckConstraint(condition=Q(status__in=CallStatus.values), name="call_status_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=CallOutcome.values), name="call_outcome_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("calls:detail", args=[self.pk])
+
+    @property
+    def is_analysed(self) -> bool:
+        return self.score is not None
+
+
+class Transcript(models.Model):
+    """What the speech-to-text provider returned. `utterances` is a list of
+    {"speaker": "A"|"B"…, "start_ms": int, "end_ms": int, "text": str} in time order."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="transcript")
+    provider_id = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=16, default="en")
+    utterances = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Transcript of {self.call_id}"
+
+    @property
+    def text(self) -> str:
+        return "\n".join(f"{u['speaker']}: {u['text']}" for u in self.utterances)
+
+
+class CallAnalysis(models.Model):
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="analysis")
+    summary = models.TextField()
+    sentiment = models.FloatField()
+    score = models.PositiveSmallIntegerField()
+    topics = models.JSONField(default=list)
+    action_items = models.JSONField(default=list)
+    talk_ratio = models.FloatField()
+    longest_monologue_seconds = models.PositiveIntegerField(default=0)
+    question_count = models.PositiveIntegerField(default=0)
+    model = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "call analyses"
+        constraints = [
+            models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="analysis_score_0_100"),
+            models.CheckConstraint(condition=Q(sentiment__gte=-1, sentiment__lte=1), name="analysis_sentiment_range"),
+            models.CheckConstraint(condition=Q(talk_ratio__gte=0, talk_ratio__lte=1), name="analysis_talk_ratio_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Analysis of {self.call_id}"

@@ -1,0 +1,18 @@
+import logging
+
+from django.apps import AppConfig
+from django.conf import settings
+
+logger = logging.getLogger("calliq.resilience")
+
+
+class ResilienceConfig(AppConfig):
+    name = "resilience"
+    verbose_name = "Resilience"
+
+    def ready(self) -> None:
+        if not settings.REDIS_AVAILABLE:
+            logger.warning(
+                "DEGRADED: no Redis configured (REDIS_URL is empty): local-memory cache, "
+                "per-process circuit breakers, Celery tasks run in-process."
+            )

@@ -1,0 +1,1 @@
+"""Monitoring: health checks, and (as they land) profiler, metrics, alerts and the error tracker."""
