@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from calls.models import ApiToken, Call, CallAnalysis, Membership, Organization, Transcript
 
@@ -34,7 +35,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
     list_select_related = ["user", "organization"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         # Tokens are issued by their owner on the API tokens page, which shows the raw value once.
         return False
 

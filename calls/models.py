@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Self
 
 from django.conf import settings
@@ -117,7 +118,7 @@ class CallQuerySet(models.QuerySet):
     def completed(self) -> Self:
         return self.filter(status=Call.Status.COMPLETED)
 
-    def started_between(self, start, end) -> Self:
+    def started_between(self, start: datetime, end: datetime) -> Self:
         return self.filter(started_at__gte=start, started_at__lt=end)
 
 

@@ -4,6 +4,7 @@ time and never raises: it reports what it saw."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -19,7 +20,7 @@ class Check:
     latency_ms: float
 
 
-def timed(name: str, probe) -> Check:
+def timed(name: str, probe: Callable[[], str]) -> Check:
     start = time.perf_counter()
     try:
         detail = probe()
