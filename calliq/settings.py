@@ -159,6 +159,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
 CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["resume-delayed-calls"] = {"task": "calls.tasks.resume_delayed_calls", "schedule": 60.0}
 
 # --- Circuit breakers (resilience/breaker) ---------------------------------------
 # Shared breaker state lives in Redis; a Redis that refuses or stalls past

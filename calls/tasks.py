@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from django.utils import timezone
 
 from calls import pipeline
 from calls.models import Call
@@ -34,6 +35,11 @@ def start_pipeline(call: Call) -> None:
 def _requeue(task: Task, call_id: int, countdown: float) -> None:
     # A new message rather than task.retry(): waiting for a breaker is not a
     # failure, so it must not use up the task's retries.
+    if task.request.is_eager:
+        # Run in-process (no broker): a countdown cannot wait, so the call stays
+        # delayed and resume_delayed_calls picks it up when it is due.
+        logger.info("call %s delayed %.1f s; resume_delayed_calls will pick it up", call_id, countdown)
+        return
     task.apply_async(args=[call_id], countdown=countdown)
 
 
@@ -114,3 +120,18 @@ def flush_email_outbox() -> int:
     """Send the outbox's due emails (Celery beat runs this every 30 s)."""
     with ResendClient() as client:
         return pipeline.send_outbox(client=client)
+
+
+@shared_task(acks_late=True)
+def resume_delayed_calls(limit: int = 500) -> int:
+    """Queue the next step of delayed calls that are due (Celery beat runs this
+    every minute): a safety net for re-queued messages lost with a broker."""
+    due = Call.objects.filter(delayed_until__lte=timezone.now()).exclude(
+        status__in=[Call.Status.COMPLETED, Call.Status.FAILED]
+    )
+    count = 0
+    for call_id, status in due.values_list("id", "status")[:limit]:
+        step = transcribe_call_task if status in (Call.Status.UPLOADED, Call.Status.TRANSCRIBING) else analyse_call_task
+        step.delay(call_id)
+        count += 1
+    return count

@@ -208,7 +208,8 @@ class Handler(BaseHTTPRequestHandler):
             return 429
         rate = min(max(knobs.failure_rate, 0.0), 1.0)
         if state.take_forced_failure(service) or (rate and math.floor(n * rate) > math.floor((n - 1) * rate)):
-            self._send(knobs.failure_status, {"error": "simulated failure"})
+            headers = {"retry-after": f"{knobs.retry_after:g}"} if knobs.failure_status == 429 else {}
+            self._send(knobs.failure_status, {"error": "simulated failure"}, headers)
             return knobs.failure_status
         if not (self.headers.get("authorization") or "").strip():
             self._send(401, {"error": "missing API key"})
