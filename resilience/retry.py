@@ -39,7 +39,7 @@ class WaitRetryAfterOrBackoff:
     """Wait what Retry-After asks for, else exponential backoff with jitter."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self.backoff = wait_exponential_jitter(initial=initial, max=maximum, exp_base=2, jitter=initial)
+        self.backoff = wait_exponential_jitter(multiplier=initial, max=maximum, exp_base=2, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
