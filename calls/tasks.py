@@ -9,6 +9,7 @@ refusing our request (4xx) fails the call at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import Task, shared_task
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from calls import pipeline
 from calls.models import Call
-from resilience.breaker import CircuitOpenError
+from resilience.breaker import CircuitOpenError, breaker
 from resilience.providers.assemblyai import AssemblyAIClient, TranscriptNotReady
 from resilience.providers.errors import ProviderError
 from resilience.providers.openai import OpenAIClient
@@ -43,6 +44,23 @@ def _requeue(task: Task, call_id: int, countdown: float) -> None:
     task.apply_async(args=[call_id], countdown=countdown)
 
 
+def breaker_wait(exc: BaseException) -> float | None:
+    """Seconds until the next trial if the failing service's breaker is open
+    (refused, or opened by this very failure); None for any other failure."""
+    if isinstance(exc, CircuitOpenError):
+        return exc.seconds_until_trial()
+    if isinstance(exc, ProviderError) and breaker(exc.service).known_open():
+        snap = breaker(exc.service).snapshot()
+        if snap.forced or not snap.next_trial_ms:
+            return 60.0
+        return max((snap.next_trial_ms - snap.now_ms) / 1000, 0.05)
+    return None
+
+
+def _until(seconds: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
 def _pending_call(call_id: int, *, done: str) -> Call | None:
     call = Call.objects.filter(pk=call_id).first()
     if call is None:
@@ -53,9 +71,9 @@ def _pending_call(call_id: int, *, done: str) -> Call | None:
     return call
 
 
-def _provider_failed(task: Task, call: Call, exc: ProviderError, step: str) -> None:
-    if exc.retryable and task.request.retries < PROVIDER_RETRIES:
-        countdown = exc.retry_after or 10 * 2**task.request.retries
+def _provider_failed(task: Task, call: Call, exc: BaseException, step: str) -> None:
+    if isinstance(exc, ProviderError) and exc.retryable and task.request.retries < PROVIDER_RETRIES:
+        countdown = exc.retry_after or 10 * 2**task.request.retries  # 10 s, 20 s, 40 s …
         raise task.retry(exc=exc, countdown=countdown, max_retries=PROVIDER_RETRIES)
     pipeline.fail_call(call, reason=f"{step} failed: {exc}")
 
@@ -68,15 +86,15 @@ def transcribe_call_task(self: Task, call_id: int) -> None:
     try:
         with AssemblyAIClient() as client:
             pipeline.transcribe_call(call, client=client)
-    except CircuitOpenError as exc:
-        pipeline.delay_analysis(call, until=exc.next_trial_at, reason=f"Transcription delayed: {exc}")
-        _requeue(self, call_id, exc.seconds_until_trial())
-        return
     except TranscriptNotReady:
         _requeue(self, call_id, 5)
         return
-    except ProviderError as exc:
-        _provider_failed(self, call, exc, "transcription")
+    except (CircuitOpenError, ProviderError) as exc:
+        if (wait := breaker_wait(exc)) is not None:
+            pipeline.delay_analysis(call, until=_until(wait), reason=f"Transcription delayed: {exc}")
+            _requeue(self, call_id, wait)
+        else:
+            _provider_failed(self, call, exc, "transcription")
         return
     except pipeline.PipelineError as exc:
         pipeline.fail_call(call, reason=str(exc))
@@ -92,13 +110,13 @@ def analyse_call_task(self: Task, call_id: int) -> None:
     try:
         with OpenAIClient() as client:
             pipeline.analyse_call(call, client=client)
-    except CircuitOpenError as exc:
-        # The fallback: the analysis waits for the breaker's next trial.
-        pipeline.delay_analysis(call, until=exc.next_trial_at, reason=f"Analysis delayed: {exc}")
-        _requeue(self, call_id, exc.seconds_until_trial())
-        return
-    except ProviderError as exc:
-        _provider_failed(self, call, exc, "analysis")
+    except (CircuitOpenError, ProviderError) as exc:
+        if (wait := breaker_wait(exc)) is not None:
+            # The fallback: the analysis waits for the breaker's next trial.
+            pipeline.delay_analysis(call, until=_until(wait), reason=f"Analysis delayed: {exc}")
+            _requeue(self, call_id, wait)
+        else:
+            _provider_failed(self, call, exc, "analysis")
         return
     except pipeline.PipelineError as exc:
         pipeline.fail_call(call, reason=str(exc))
