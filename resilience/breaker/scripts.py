@@ -22,7 +22,7 @@ admitted while CLOSED cannot, say, close a breaker that has opened since.
 
 Every script returns the same reply shape, read by store.Reply:
   {allowed, state, forced, gen, consec, opened_at, next_trial, wcalls, wfails,
-   permits, event_id, from, to, reason, at}
+   permits (always 0: only PEEK counts them), event_id, from, to, reason, at}
 """
 
 COMMON = r"""
@@ -96,10 +96,11 @@ local function open_breaker(h, duration_ms, reason, maxlen, wcalls, wfails)
   redis.call('DEL', permits_key)
 end
 
-local function reply(h, allowed, window_ms)
-  local wcalls, wfails = window_sums(window_ms, false)
+-- The hot path (acquire, record) passes the window counts it already has,
+-- or zeros: reading the window costs an HGETALL, so only PEEK always does.
+local function reply(h, allowed, wcalls, wfails)
   return {allowed, h.state, h.forced, num(h.gen), num(h.consec), num(h.opened_at), num(h.next_trial),
-          wcalls, wfails, redis.call('ZCARD', permits_key), event[1], event[2], event[3], event[4], event[5]}
+          wcalls or 0, wfails or 0, 0, event[1], event[2], event[3], event[4], event[5]}
 end
 """
 
@@ -113,15 +114,15 @@ local h = load(forced_default)
 
 if h.forced == 'open' then
   redis.call('HINCRBY', state_key, 'n_rejected', 1)
-  return reply(h, 0, window_ms)
+  return reply(h, 0)
 end
 if h.forced == 'closed' then
-  return reply(h, 1, window_ms)
+  return reply(h, 1)
 end
 if h.state == 'open' then
   if now < num(h.next_trial) then
     redis.call('HINCRBY', state_key, 'n_rejected', 1)
-    return reply(h, 0, window_ms)
+    return reply(h, 0)
   end
   transition(h, 'half_open', 'open duration elapsed', maxlen)
   redis.call('HSET', state_key, 'ho_ok', 0)
@@ -132,15 +133,15 @@ if h.state == 'half_open' then
   if redis.call('ZCARD', permits_key) < half_open_max then
     redis.call('ZADD', permits_key, now + permit_ttl, token)
     redis.call('PEXPIRE', permits_key, permit_ttl)
-    return reply(h, 1, window_ms)
+    return reply(h, 1)
   end
   -- All trial slots are taken: the next chance is when one frees up.
   local first = redis.call('ZRANGE', permits_key, 0, 0, 'WITHSCORES')
   h.next_trial = first[2]
   redis.call('HINCRBY', state_key, 'n_rejected', 1)
-  return reply(h, 0, window_ms)
+  return reply(h, 0)
 end
-return reply(h, 1, window_ms)
+return reply(h, 1)
 """
 )
 
@@ -166,14 +167,16 @@ else
   -- A neutral result (our own 4xx) neither resets nor adds to the failure
   -- count; its half-open permit has been released above.
   redis.call('HINCRBY', state_key, 'n_ignored', 1)
-  return reply(h, 1, window_ms)
+  return reply(h, 1)
 end
 if h.forced ~= '' or call_gen ~= h.gen then
-  return reply(h, 1, window_ms)
+  return reply(h, 1)
 end
 
+local wcalls, wfails = 0, 0
 if h.state == 'closed' then
-  local wcalls, wfails, bucket_ms = window_sums(window_ms, true)
+  local bucket_ms
+  wcalls, wfails, bucket_ms = window_sums(window_ms, true)
   local bucket = math.floor(now / bucket_ms)
   redis.call('HINCRBY', window_key, 'c:' .. bucket, 1)
   wcalls = wcalls + 1
@@ -212,7 +215,7 @@ elseif h.state == 'half_open' then
     end
   end
 end
-return reply(h, 1, window_ms)
+return reply(h, 1, wcalls, wfails)
 """
 )
 
@@ -237,7 +240,7 @@ else
   redis.call('DEL', permits_key)
   add_event(from, 'forced_' .. action, reason, maxlen, 0, 0, num(h.consec))
 end
-return reply(h, 1, window_ms)
+return reply(h, 1)
 """
 )
 
