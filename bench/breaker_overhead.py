@@ -45,6 +45,8 @@ from django.test import override_settings  # noqa: E402
 from resilience.breaker import breaker, reset_process_state, use_redis_client  # noqa: E402
 from resilience.providers.simulator import SimulatorServer  # noqa: E402
 
+ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
+
 
 class CountingConnection(redis.Connection):
     round_trips = 0
@@ -97,8 +99,8 @@ def counted(fn, admin: redis.Redis, calls: int) -> tuple[float, float]:
     before = server_commands(admin)
     for _ in range(calls):
         fn()
-    after = server_commands(admin) - 1  # the INFO call itself is excluded by name; this drops nothing else
-    return CountingConnection.round_trips / calls, (after + 1 - before) / calls
+    # INFO itself is left out of server_commands, so the delta is the breaker's alone.
+    return CountingConnection.round_trips / calls, (server_commands(admin) - before) / calls
 
 
 def main() -> None:
@@ -137,12 +139,6 @@ def main() -> None:
         def get() -> None:
             http.get("/_sim/state").raise_for_status()
 
-        def local_variant(fn):
-            def run() -> None:
-                ours.call(fn)
-
-            return run
-
         variants = {
             "unprotected": lambda fn: fn,
             "calliq breaker, CLOSED, state in Redis": lambda fn: lambda: ours.call(fn),
@@ -151,7 +147,7 @@ def main() -> None:
         }
         refused = f"redis://127.0.0.1:{free_port()}/0"
 
-        header = f"{'variant':<46} {'per call':>11} {'× unprot.':>10} {'× pybreaker':>12} {'round trips':>12} {'server cmds':>12}"
+        header = ROW.format("variant", "per call", "added", "× unprot.", "× pybreaker", "round trips", "server cmds")
         lines += [
             "Breaker overhead in CLOSED state (bench/breaker_overhead.py)",
             f"private redis-server :{port}, loopback; median of {args.rounds} rounds; "
@@ -172,7 +168,7 @@ def main() -> None:
                 with override_settings(BREAKER_REDIS_URL=refused, BREAKER_REDIS_RETRY_SECONDS=3600):
                     use_redis_client(None)
                     ours.call(fn)  # discover the refusal once
-                    timings["calliq breaker, local (Redis refused)"].append(measure(local_variant(fn), calls))
+                    timings["calliq breaker, local (Redis refused)"].append(measure(lambda fn=fn: ours.call(fn), calls))
                 use_redis_client(counting)
             medians = {name: statistics.median(values) for name, values in timings.items()}
             trips = {
@@ -187,7 +183,15 @@ def main() -> None:
             for name, value in medians.items():
                 rt, cmds = trips[name]
                 lines.append(
-                    f"  {name:<44} {value * 1e6:>8.1f} µs {value / base:>9.1f}× {value / py:>11.2f}× {rt:>12.1f} {cmds:>12.1f}"
+                    ROW.format(
+                        name,
+                        f"{value * 1e6:.1f} µs",
+                        f"{(value - base) * 1e6:+.1f} µs",
+                        f"{value / base:.1f}×",
+                        f"{value / py:.2f}×",
+                        f"{rt:.1f}",
+                        f"{cmds:.1f}",
+                    )
                 )
 
         # A stalled Redis: the call that meets it pays one socket timeout, later calls use the local breaker.
