@@ -28,8 +28,18 @@ ACTION_HELP = {
 }
 
 
-def _when(ms: int) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms else None
+ACTION_VERBS = {"open": "force open", "closed": "force closed", "reset": "reset"}
+
+
+def _clock(ms: int, now_ms: int | None = None) -> str:
+    """A breaker time to the second, UTC, with how far away it is."""
+    if not ms:
+        return "-"
+    shown = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%m-%d %H:%M:%S")
+    if now_ms is None:
+        return shown
+    delta = round((ms - now_ms) / 1000)
+    return f"{shown} (in {delta} s)" if delta >= 0 else f"{shown} ({-delta} s ago)"
 
 
 class BreakerChangeList(ChangeList):
@@ -46,7 +56,6 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
         "state",
         "consecutive_failures",
         "error_rate",
-        "opened_at",
         "next_trial_at",
         "counters",
         "actions_links",
@@ -95,15 +104,18 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
             snap = obj.snapshot = breaker(obj.service).snapshot()
         return snap
 
-    @admin.display(description="state")
+    @admin.display(description="state (times UTC)")
     def state(self, obj: BreakerPolicy) -> str:
         snap = self._snap(obj)
         css = {"closed": "completed", "half_open": "analyzing", "open": "failed"}.get(snap.state, "uploaded")
         label = snap.shown_state.replace("_", " ").upper()
         where = "" if snap.shared else " (local: Redis unreachable)"
-        return format_html('<span class="badge badge-{}">{}</span>{}', css, label, where)
+        opened = f"opened {_clock(snap.opened_at_ms)}" if snap.state != "closed" and snap.opened_at_ms else ""
+        return format_html(
+            '<span class="badge badge-{}">{}</span>{}<div class="breaker-opened">{}</div>', css, label, where, opened
+        )
 
-    @admin.display(description="consecutive failures")
+    @admin.display(description="failures in a row")
     def consecutive_failures(self, obj: BreakerPolicy) -> int:
         return self._snap(obj).consecutive_failures
 
@@ -111,19 +123,17 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
     def error_rate(self, obj: BreakerPolicy) -> str:
         snap = self._snap(obj)
         if snap.error_rate is None:
-            return "no calls"
-        return f"{snap.error_rate:.0%} of {snap.window_calls} calls in {obj.window_seconds} s"
-
-    @admin.display(description="opened at")
-    def opened_at(self, obj: BreakerPolicy) -> dt.datetime | None:
-        return _when(self._snap(obj).opened_at_ms)
+            return f"no calls ({obj.window_seconds} s)"
+        return f"{snap.error_rate:.0%} of {snap.window_calls} ({obj.window_seconds} s)"
 
     @admin.display(description="next trial at")
-    def next_trial_at(self, obj: BreakerPolicy) -> dt.datetime | None:
+    def next_trial_at(self, obj: BreakerPolicy) -> str:
         snap = self._snap(obj)
-        return _when(snap.next_trial_ms) if snap.state == "open" and not snap.forced else None
+        if snap.forced == "open":
+            return "none until reset"
+        return _clock(snap.next_trial_ms, snap.now_ms) if snap.state == "open" and not snap.forced else "-"
 
-    @admin.display(description="calls / failures / rejected / transitions")
+    @admin.display(description="calls / failed / refused / moves")
     def counters(self, obj: BreakerPolicy) -> str:
         s = self._snap(obj)
         return f"{s.calls} / {s.failures} / {s.rejections} / {s.transitions}"
@@ -131,8 +141,8 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
     @admin.display(description="actions")
     def actions_links(self, obj: BreakerPolicy) -> str:
         return format_html_join(
-            " · ",
-            '<a href="{}">{}</a>',
+            " ",
+            '<a class="button breaker-action" href="{}">{}</a>',
             (
                 (reverse("admin:resilience_breakerpolicy_action", args=[obj.pk, action]), label)
                 for action, label in [("open", "Force open"), ("closed", "Force closed"), ("reset", "Reset")]
@@ -145,12 +155,11 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
             return "-"
         snap = self._snap(obj)
         return format_html(
-            "{} · {} consecutive failures · {} · opened {} · next trial {} · {}",
+            "{} · {} failures in a row · error rate {} · next trial {} (UTC)<br><br>{}",
             self.state(obj),
             snap.consecutive_failures,
             self.error_rate(obj),
-            self.opened_at(obj) or "-",
-            self.next_trial_at(obj) or "-",
+            self.next_trial_at(obj),
             self.actions_links(obj),
         )
 
@@ -201,7 +210,7 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
         changelist = reverse("admin:resilience_breakerpolicy_changelist")
-        label = ACTION_LABELS[action]
+        label, verb = ACTION_LABELS[action], ACTION_VERBS[action]
         if request.method == "POST":
             snapshot = breaker(obj.service).force(action, actor=request.user.get_username())
             self.log_change(request, obj, f"Breaker {label} (now {snapshot.shown_state}).")
@@ -209,11 +218,11 @@ class BreakerPolicyAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(changelist)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{label.capitalize()} the {obj.service} breaker?",
+            "title": f"{verb.capitalize()} the {obj.service} breaker?",
             "opts": self.opts,
             "object": obj,
             "action": action,
-            "label": label,
+            "verb": verb,
             "help": ACTION_HELP[action],
             "snapshot": self._snap(obj),
             "changelist_url": changelist,

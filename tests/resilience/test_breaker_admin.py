@@ -42,7 +42,8 @@ def test_the_breakers_page_lists_the_four_services_with_live_state(staff_client,
     for service in ["assemblyai", "openai", "paddle", "resend"]:
         assert f">{service}</a>" in text
     assert "OPEN" in text
-    assert "100% of 5 calls in 60 s" in text
+    assert "100% of 5 (60 s)" in text
+    assert "opened " in text
     assert "Force open" in text
     assert "Transition history" in text
 
