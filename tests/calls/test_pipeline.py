@@ -208,3 +208,11 @@ def test_conversation_stats_measure_the_reps_share_monologues_and_questions():
         "longest_monologue_seconds": 6,
         "question_count": 2,
     }
+
+
+def test_beat_runs_the_outbox_flush_and_the_delayed_calls_sweep(settings):
+    from calliq.celery import app
+
+    app.loader.import_default_modules()
+    for entry in ["flush-email-outbox", "resume-delayed-calls"]:
+        assert settings.CELERY_BEAT_SCHEDULE[entry]["task"] in app.tasks
