@@ -157,6 +157,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "calliq")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
+CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["resume-delayed-calls"] = {"task": "calls.tasks.resume_delayed_calls", "schedule": 60.0}
+
+# --- Circuit breakers (resilience/breaker) ---------------------------------------
+# Shared breaker state lives in Redis; a Redis that refuses or stalls past
+# BREAKER_REDIS_TIMEOUT seconds sends each process to its own in-memory breakers,
+# and Redis is tried again every BREAKER_REDIS_RETRY_SECONDS. Policies are
+# re-read from the database every BREAKER_POLICY_TTL seconds.
+BREAKER_REDIS_URL = os.environ.get("BREAKER_REDIS_URL", REDIS_URL)
+BREAKER_REDIS_TIMEOUT = float(os.environ.get("BREAKER_REDIS_TIMEOUT", "0.1"))
+BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS", "1.0"))
+BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
+BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")
+BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that
