@@ -59,7 +59,8 @@ def calls_bulk_change_received(
 
 def user_signed_in_or_out(sender: type, request: HttpRequest | None, user: object, **kwargs: object) -> None:
     if user is not None and getattr(user, "pk", None) is not None:
-        invalidate_tags(user_tag(user.pk))
+        # Not deferred to a commit: a sign-in changes no data readers could see early.
+        invalidate_tags(user_tag(user.pk), on_commit=False)
 
 
 def connect() -> None:

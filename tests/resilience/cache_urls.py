@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template import engines
 from django.urls import path
 from django.views.decorators.cache import cache_page, never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from calliq.decorators import api_organization_required, organization_required
 from calliq.http import OrgRequest
@@ -44,7 +44,7 @@ def first_page(request: OrgRequest) -> list[Call]:
     return list(Call.objects.for_org(request.organization).select_related("rep").order_by("-started_at", "-id")[:50])
 
 
-@require_GET
+@require_safe
 @organization_required
 @cached_view(preset="per_user", tags=["org:{org}"])
 def call_table(request: OrgRequest) -> HttpResponse:
