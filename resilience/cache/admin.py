@@ -109,10 +109,10 @@ def cache_action(request: HttpRequest) -> HttpResponse:
 def perform(action: str, params: dict[str, Any]) -> str:
     service = cache_service()
     if action == "invalidate_tag":
-        service.invalidate_tags(params["tag"])
+        service.invalidate_tags(params["tag"], on_commit=False)
         return "Done."
     if action == "invalidate_org":
-        service.invalidate_tags(org_tag(params["organization"].pk))
+        service.invalidate_tags(org_tag(params["organization"].pk), on_commit=False)
         return "Done."
     if action == "flush":
         return f"Done: {service.flush_namespace()} entries removed."
