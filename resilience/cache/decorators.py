@@ -7,12 +7,13 @@ share an entry. Django's cache middleware guards are kept: responses that set
 cookies, are private/no-store/no-cache/max-age=0, vary on `*` or on a request
 header the key does not cover, or carry queued messages are never stored.
 
-Cached HTML carries no CSRF token: masked tokens of the request's secret are
-replaced by a per-entry marker when stored and by a fresh token of the
-reader's own secret on a hit. Entries without tokens keep their brotli and
-gzip forms, so a hit is not compressed again; entries with tokens are stored
-plain and compressed by resilience.compression on the way out (a changed
-token changes the bytes, so a stored compressed form cannot be reused).
+CSRF tokens in cached HTML: an entry keeps the page as rendered (with its
+brotli and gzip forms) and a copy whose masked tokens are replaced by a
+per-entry marker. A reader with the same CSRF secret as the one who rendered
+it (the same browser) gets the stored bytes, compressed once at store time; any
+other reader of the entry gets the copy with fresh tokens of its own secret,
+compressed by resilience.compression on the way out. So no reader ever gets a
+token it cannot use, and no reader gets another's.
 
 Every response gets `X-Cache: HIT|MISS|STALE|BYPASS`, a weak ETag (304 on
 If-None-Match) and `Cache-Control: private, no-cache`, so browsers revalidate
@@ -55,6 +56,8 @@ class CachedResponse:
     gzip: bytes | None = None
     br: bytes | None = None
     csrf_marker: bytes | None = None
+    csrf_template: bytes | None = None  # body with the marker in place of each token
+    csrf_owner: str | None = None  # digest of the CSRF secret the body's tokens belong to
 
 
 TagSpec = Iterable[str] | Callable[..., Iterable[str]]
@@ -198,23 +201,30 @@ def freeze(request: HttpRequest, response: HttpResponse, allowed_vary: set[str])
     if not storable(request, response, allowed_vary):
         return None
     body = response.content
-    marker = None
+    template, marker, owner = None, None, None
     secret = request.META.get("CSRF_COOKIE")
     if secret and request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
-        body, marker = strip_csrf_tokens(body, secret)
+        template, marker = strip_csrf_tokens(body, secret)
+        owner = secret_digest(secret) if marker is not None else None
     cached = CachedResponse(
         status=response.status_code,
         headers=[(k, v) for k, v in response.headers.items() if k.lower() not in DROPPED_HEADERS],
         vary=tuple(sorted(response_vary(response))),
         body=body,
-        etag=response.get("ETag") or f'W/"{hashlib.sha256(body).hexdigest()[:32]}"',
+        etag=response.get("ETag") or f'W/"{hashlib.sha256(template if marker else body).hexdigest()[:32]}"',
         csrf_marker=marker,
+        csrf_template=template if marker else None,
+        csrf_owner=owner,
     )
-    if marker is None and len(body) >= MIN_SIZE and is_compressible(response):
+    if len(body) >= MIN_SIZE and is_compressible(response):
         gz, br = compress_gzip(body), compress_brotli(body)
         cached.gzip = gz if len(gz) < len(body) else None
         cached.br = br if len(br) < len(body) else None
     return cached
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 def strip_csrf_tokens(body: bytes, secret: str) -> tuple[bytes, bytes | None]:
@@ -236,8 +246,10 @@ def strip_csrf_tokens(body: bytes, secret: str) -> tuple[bytes, bytes | None]:
 def thaw(request: HttpRequest, cached: CachedResponse) -> HttpResponse:
     body = cached.body
     coding = None
-    if cached.csrf_marker is not None:
-        body = body.replace(cached.csrf_marker, get_token(request).encode())
+    secret = request.META.get("CSRF_COOKIE")
+    if cached.csrf_marker is not None and (not secret or secret_digest(secret) != cached.csrf_owner):
+        # Another browser: its own fresh token; the middleware compresses this body.
+        body = cached.csrf_template.replace(cached.csrf_marker, get_token(request).encode())
     else:
         available = [c for c in ("br", "gzip") if getattr(cached, c) is not None]
         coding = choose_encoding(request.headers.get("Accept-Encoding", ""), available) if available else None

@@ -2,9 +2,9 @@
 fail-open behaviour and statistics.
 
 Why our own layer over Redis rather than Django's cache API alone: tag
-versions must be read in the same round trip as the entry (one pipeline:
-GET + MGET), locks need SET NX PX and a compare-and-delete script, and a dead
-Redis must cost milliseconds without redis-py's default retries with backoff.
+versions must be read in the same round trip as the entry (one MGET), locks
+need SET NX PX and a compare-and-delete script, and a dead Redis must cost
+milliseconds without redis-py's default retries with backoff.
 It uses the same Redis (settings.REDIS_URL) and key prefix as django-redis,
 through a connection pool of its own with short timeouts and one retry (for
 pooled connections broken by a Redis restart).
@@ -293,16 +293,13 @@ class CacheService:
 
     # --- entries ----------------------------------------------------------
     def _load(self, namespace: str, key: str, tags: tuple[str, ...]) -> tuple[Entry | None, tuple[int, ...]] | None:
-        """One round trip: the entry and the current versions of its tags."""
+        """One round trip (one MGET): the entry and the current versions of its tags."""
         client = self._usable()
         if client is None:
             return None
         tag_keys = [self.tag_key(t) for t in tags]
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.get(self.entry_key(namespace, key))
-            pipe.mget(tag_keys)
-            raw, versions = pipe.execute()
+            raw, *versions = client.mget([self.entry_key(namespace, key), *tag_keys])
             if any(v is None for v in versions):
                 versions = self._read_tags(keys=tag_keys, args=[TAG_TTL_SECONDS])
         except redis.RedisError as exc:

@@ -211,6 +211,20 @@ def test_a_pending_flash_message_is_shown_not_cached(signed_in, call):
     assert "Saved your changes." not in after.text
 
 
+def token_in(html: str) -> str:
+    return html.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+
+
+def test_the_same_browser_gets_the_stored_page_with_its_own_valid_token(member, call):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(member.user)
+    miss = browser.get(TABLE)
+    hit = browser.get(TABLE)
+    assert hit["X-Cache"] == "HIT"
+    assert token_in(hit.text) == token_in(miss.text)
+    assert _unmask_cipher_token(token_in(hit.text)) == browser.cookies["csrftoken"].value
+
+
 def test_a_cached_page_carries_a_csrf_token_valid_for_each_readers_own_cookie(member, call):
     first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
     first.force_login(member.user)
@@ -220,7 +234,7 @@ def test_a_cached_page_carries_a_csrf_token_valid_for_each_readers_own_cookie(me
     second.get("/accounts/tokens/")  # gets that browser a csrftoken cookie
     hit = second.get(TABLE)
     assert hit["X-Cache"] == "HIT"
-    token = hit.text.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    token = token_in(hit.text)
     assert _unmask_cipher_token(token) == second.cookies["csrftoken"].value
     assert second.post("/accounts/logout/", {"csrfmiddlewaretoken": token}).status_code in (200, 302)
 
