@@ -155,6 +155,8 @@ CALLIQ_CACHE = {
     "SOCKET_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
     "LOCK_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_LOCK_TIMEOUT", "10")),
     "WAIT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_WAIT_TIMEOUT", "3")),
+    # Part of every entry key: set it to the release so a deploy never reads old pages.
+    "KEY_VERSION": os.environ.get("CALLIQ_CACHE_KEY_VERSION", "0"),
 }
 CALLIQ_BROTLI_QUALITY = int(os.environ.get("CALLIQ_BROTLI_QUALITY", "5"))
 

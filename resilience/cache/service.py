@@ -45,7 +45,9 @@ from redis.retry import Retry
 logger = logging.getLogger("calliq.resilience.cache")
 
 # Bump when the shape of what we store changes: a deploy then never reads an
-# entry written by the previous code.
+# entry written by the previous code. CALLIQ_CACHE["KEY_VERSION"] (env
+# CALLIQ_CACHE_KEY_VERSION, e.g. the release) adds to it for deploys that
+# change templates.
 KEY_VERSION = "1"
 EPOCH_TAG = "__epoch__"
 MAX_KEY_LENGTH = 200
@@ -189,6 +191,7 @@ class CacheService:
         self.backoff_after_timeout = (
             backoff_after_timeout if backoff_after_timeout is not None else _setting("BACKOFF_AFTER_TIMEOUT", 1.0)
         )
+        self.key_version = f"{KEY_VERSION}.{_setting('KEY_VERSION', '0')}"
         self._down_until = 0.0
         self._client: redis.Redis | None = None
         if self.enabled:
@@ -208,7 +211,7 @@ class CacheService:
 
     # --- keys -------------------------------------------------------------
     def entry_key(self, namespace: str, key: str) -> str:
-        return f"{self.prefix}e:{KEY_VERSION}:{namespace}:{key}"
+        return f"{self.prefix}e:{self.key_version}:{namespace}:{key}"
 
     def tag_key(self, tag: str) -> str:
         return f"{self.prefix}t:{tag}"
@@ -390,7 +393,6 @@ class CacheService:
         ttl: int | None = None,
         tags: Iterable[str] = (),
         cacheable: Callable[[Any], bool] | None = None,
-        accept: Callable[[Entry], bool] | None = None,
         view: str | None = None,
     ) -> Result:
         """The cached value, or compute() once across all processes.
@@ -399,8 +401,7 @@ class CacheService:
         a copy that expired less than `grace` ago (STALE) or wait up to
         wait_timeout for the holder, then compute themselves. A value whose
         tags changed is never served. With Redis unreachable, compute() runs
-        and the result is BYPASS. `cacheable(value)` can refuse to store a
-        value; `accept(entry)` can refuse to serve one (the caller recomputes)."""
+        and the result is BYPASS. `cacheable(value)` can refuse to store a value."""
         self.flush_stats()
         chosen = resolve_preset(preset, ttl)
         all_tags = self._all_tags(tags)
@@ -410,8 +411,6 @@ class CacheService:
         entry, versions = loaded
         now = time.time()
         valid = entry is not None and entry.tags == all_tags and entry.versions == versions
-        if valid and accept is not None and not accept(entry):
-            return self._bypass(namespace, view, compute)
         if valid and entry.fresh_until > now:
             record_stat(namespace, "hits", view=view)
             return Result(entry.value, "HIT")

@@ -2,7 +2,8 @@
 tags are bumped (after the commit), and a user's generation is bumped at
 sign-in and sign-out. Connected from ResilienceConfig.ready().
 
-Tag names are shared with the calls, analytics and dashboard views:
+Memberships bump their user's generation and organizations their tag (the
+name is on every page). Tag names are shared with the calls, analytics and dashboard views:
 `org:<organization id>` and `call:<call id>`.
 """
 
@@ -13,7 +14,7 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
 from calls.events import calls_bulk_changed
-from calls.models import Call, CallAnalysis, Transcript
+from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
 from resilience.cache.service import invalidate_tags, user_tag
 
 # Bumping a million call tags in one go would be a long Lua call; past this a
@@ -57,6 +58,16 @@ def calls_bulk_change_received(
     invalidate_tags(*tags)
 
 
+def membership_changed(sender: type, instance: Membership, **kwargs: object) -> None:
+    # A role or a membership changes what a user may see.
+    invalidate_tags(user_tag(instance.user_id))
+
+
+def organization_changed(sender: type, instance: Organization, **kwargs: object) -> None:
+    # Its name is on every page.
+    invalidate_tags(org_tag(instance.pk))
+
+
 def user_signed_in_or_out(sender: type, request: HttpRequest | None, user: object, **kwargs: object) -> None:
     if user is not None and getattr(user, "pk", None) is not None:
         # Not deferred to a commit: a sign-in changes no data readers could see early.
@@ -65,6 +76,9 @@ def user_signed_in_or_out(sender: type, request: HttpRequest | None, user: objec
 
 def connect() -> None:
     for model, receiver in ((Call, call_changed), (Transcript, call_part_changed), (CallAnalysis, call_part_changed)):
+        post_save.connect(receiver, sender=model, dispatch_uid=f"cache-save-{model.__name__}")
+        post_delete.connect(receiver, sender=model, dispatch_uid=f"cache-delete-{model.__name__}")
+    for model, receiver in ((Membership, membership_changed), (Organization, organization_changed)):
         post_save.connect(receiver, sender=model, dispatch_uid=f"cache-save-{model.__name__}")
         post_delete.connect(receiver, sender=model, dispatch_uid=f"cache-delete-{model.__name__}")
     calls_bulk_changed.connect(calls_bulk_change_received, dispatch_uid="cache-bulk-change")

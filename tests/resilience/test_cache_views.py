@@ -187,6 +187,22 @@ def test_signing_out_and_in_again_starts_from_fresh_per_user_entries(client, mem
     assert client.get(TABLE)["X-Cache"] == "MISS"
 
 
+def test_a_role_change_or_an_organization_rename_shows_on_the_next_request(
+    signed_in, member, org, call, django_capture_on_commit_callbacks
+):
+    signed_in.get(TABLE)
+    with django_capture_on_commit_callbacks(execute=True):
+        member.role = "rep"
+        member.save()
+    assert signed_in.get(TABLE)["X-Cache"] == "MISS"
+    with django_capture_on_commit_callbacks(execute=True):
+        org.name = "Acme Renamed"
+        org.save()
+    response = signed_in.get(TABLE)
+    assert response["X-Cache"] == "MISS"
+    assert "Acme Renamed" in response.text
+
+
 def test_signed_out_visitors_are_redirected_and_nothing_is_cached(client, call):
     response = client.get(TABLE)
     assert response.status_code == 302
