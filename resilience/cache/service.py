@@ -23,6 +23,7 @@ everything cached before stale (used after an outage and by "flush").
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import pickle
@@ -647,6 +648,8 @@ def cache_service() -> CacheService:
         with _service_lock:
             if _service is None:
                 _service = CacheService()
+                # A short-lived process (a command, a task) must not lose its last second of counters.
+                atexit.register(_service.flush_stats, force=True)
     return _service
 
 
