@@ -24,6 +24,7 @@ everything cached before stale (used after an outage and by "flush").
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import pickle
@@ -649,8 +650,13 @@ def cache_service() -> CacheService:
             if _service is None:
                 _service = CacheService()
                 # A short-lived process (a command, a task) must not lose its last second of counters.
-                atexit.register(_service.flush_stats, force=True)
+                atexit.register(_flush_at_exit, _service)
     return _service
+
+
+def _flush_at_exit(service: CacheService) -> None:
+    with contextlib.suppress(Exception):  # at interpreter exit, never fail loudly
+        service.flush_stats(force=True)
 
 
 @receiver(setting_changed)
