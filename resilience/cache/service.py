@@ -203,8 +203,9 @@ class CacheService:
                 socket_connect_timeout=(
                     connect_timeout if connect_timeout is not None else _setting("CONNECT_TIMEOUT", 0.1)
                 ),
-                # One immediate retry heals a pooled connection that a Redis restart broke.
-                retry=Retry(NoBackoff(), 1),
+                # One immediate retry heals a pooled connection that a Redis restart
+                # broke; a timeout is not retried (it would double the cost of a dead Redis).
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                 health_check_interval=0,
             )
             self._bump = self._client.register_script(BUMP_SCRIPT)
