@@ -127,11 +127,13 @@ def main() -> None:
                 best[name] = min(best[name], timed(client, url, args.requests))
         rows = [(name, args.requests / best[name], *shapes[name]) for name, _url in VARIANTS]
 
+    load = os.getloadavg()
     floor = rows[0][1]
     uncached = rows[1][1]
     print(f"cache_view benchmark: {args.calls} calls, {args.requests} requests x best of {args.rounds} rounds,")
     print("Django test Client in-process, signed in by session, Accept-Encoding: gzip, deflate, br")
-    print(f"database {settings.DATABASES['default']['NAME']}, Redis {settings.REDIS_URL}\n")
+    print(f"database {settings.DATABASES['default']['NAME']}, Redis {settings.REDIS_URL}")
+    print(f"load average at the end (a shared machine: compare ratios, not absolute rates): {load[0]:.2f}\n")
     print(f"{'variant':<24}{'req/s':>10}{'ms/req':>9}{'cost vs trivial':>17}{'speed vs uncached':>19}  X-Cache  bytes")
     for name, rps, x_cache, size in rows:
         cost, speed = floor / rps, rps / uncached
