@@ -342,3 +342,31 @@ def test_a_reader_during_an_uncommitted_change_cannot_keep_the_old_page_cached(c
     after = client.get(TABLE)
     assert after["X-Cache"] == "MISS"
     assert "Committed title" in after.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_threads_requesting_a_cold_page_render_it_once(member, call):
+    clients = []
+    for _ in range(8):
+        browser = Client()
+        browser.force_login(member.user)  # each sign-in bumps the generation, all before the race
+        clients.append(browser)
+    barrier = threading.Barrier(len(clients))
+    responses = []
+
+    def request(browser):
+        try:
+            barrier.wait()
+            responses.append(browser.get(TABLE))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(browser,)) for browser in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert all(call.title in r.text for r in responses)
+    assert cache_urls.computations["table"] == 1
