@@ -18,15 +18,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
 from calliq.middleware import ORGANIZATION_SESSION_KEY
 from calls.models import Membership, Organization
+
+if TYPE_CHECKING:
+    from django.test import Client
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ def plan(
 
 
 def _client_for(user: User, organization: Organization) -> tuple[Client, object]:
+    # Imported here: django.test is not worth loading in every web process for a command.
+    from django.test import Client
+
     host = next((h for h in settings.ALLOWED_HOSTS if h and "*" not in h and not h.startswith(".")), "localhost")
     client = Client(SERVER_NAME=host.strip("[]"), secure=bool(getattr(settings, "SECURE_SSL_REDIRECT", False)))
     store = import_module(settings.SESSION_ENGINE).SessionStore()

@@ -300,6 +300,13 @@ def test_with_redis_on_a_closed_port_pages_answer_200(signed_in, call):
     assert [(r.status_code, r["X-Cache"]) for r in responses] == [(200, "BYPASS"), (200, "BYPASS")]
 
 
+def test_without_redis_configured_pages_answer_200_uncached(signed_in, call):
+    with override_settings(REDIS_URL=""):
+        responses = [signed_in.get(TABLE) for _ in range(2)]
+    assert [(r.status_code, r["X-Cache"]) for r in responses] == [(200, "BYPASS"), (200, "BYPASS")]
+    assert cache_urls.computations["table"] == 2
+
+
 def test_an_invalidation_while_redis_is_down_leaves_no_stale_page_once_it_is_back(
     signed_in, call, private_redis, django_capture_on_commit_callbacks
 ):
