@@ -125,6 +125,8 @@ _pending_tags: set[str] = set()
 _stats_buffer: Counter[tuple[str, str]] = Counter()
 _stats_flushed_at = 0.0
 STATS_FLUSH_INTERVAL = 1.0
+_last_logged: dict[str, float] = {}
+LOG_EVERY = 10.0
 
 # INCR each tag; a version that did not exist is seeded from Redis TIME (µs)
 # so it can never repeat a value an old entry carries; the TTL is refreshed.
@@ -242,7 +244,11 @@ class CacheService:
             # cached before is treated as stale once we reach Redis again.
             _pending_tags.add(EPOCH_TAG)
         record_stat(namespace, "errors")
-        logger.warning("cache %s failed, continuing without cache: %s: %s", action, type(exc).__name__, exc)
+        # Every error is counted; the log gets one line per kind of failure every few seconds.
+        now = time.monotonic()
+        if now - _last_logged.get(action, -LOG_EVERY) >= LOG_EVERY:
+            _last_logged[action] = now
+            logger.warning("cache %s failed, continuing without cache: %s: %s", action, type(exc).__name__, exc)
         _ensure_replayer(self)
 
     def _replay(self) -> bool:
