@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
+from django.db.models import F
 from django.urls import reverse
 
 from calliq.middleware import ORGANIZATION_SESSION_KEY
@@ -88,7 +89,7 @@ def members_to_warm(organization: Organization, max_users: int) -> list[User]:
     memberships = (
         Membership.objects.filter(organization=organization, user__is_active=True)
         .select_related("user")
-        .order_by("role", "-user__last_login", "user_id")
+        .order_by(F("user__last_login").desc(nulls_last=True), "user_id")
     )
     order = {Membership.Role.ADMIN: 0, Membership.Role.MANAGER: 1, Membership.Role.REP: 2}
     ranked = sorted(memberships, key=lambda m: order.get(m.role, 3))
