@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -146,6 +147,19 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# The cache layer (resilience/cache): its own short timeouts so a dead Redis
+# costs milliseconds; see resilience/cache/service.py.
+CALLIQ_CACHE = {
+    "ENABLED": env_bool("CALLIQ_CACHE_ENABLED", default=True),
+    "CONNECT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_CONNECT_TIMEOUT", "0.1")),
+    "SOCKET_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
+    "LOCK_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_LOCK_TIMEOUT", "10")),
+    "WAIT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_WAIT_TIMEOUT", "3")),
+    # Part of every entry key: set it to the release so a deploy never reads old pages.
+    "KEY_VERSION": os.environ.get("CALLIQ_CACHE_KEY_VERSION", "0"),
+}
+CALLIQ_BROTLI_QUALITY = int(os.environ.get("CALLIQ_BROTLI_QUALITY", "5"))
+
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
@@ -172,6 +186,11 @@ BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS"
 BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
 BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")
 BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
+if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
+    CELERY_BEAT_SCHEDULE["warm-cache"] = {
+        "task": "resilience.cache.warm",
+        "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
+    }
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that
