@@ -145,7 +145,7 @@ class CallRows:
 CALL_COLUMNS = [
     "id", "organization_id", "rep_id", "title", "customer_name", "customer_company", "direction", "started_at",
     "duration_seconds", "status", "outcome", "score", "sentiment", "talk_ratio", "recording", "failure_reason",
-    "created_at", "updated_at",
+    "created_at", "updated_at", "delayed_until", "delay_reason",
 ]  # fmt: skip
 ANALYSIS_COLUMNS = [
     "call_id", "summary", "sentiment", "score", "topics", "action_items", "talk_ratio",
@@ -286,6 +286,7 @@ class CallGenerator:
             (
                 call_id, self.organization_id, rep.user_id, title, customer, company, direction, started_at,
                 duration, status, outcome, score, sentiment, talk_ratio, "", failure_reason, created_at, created_at,
+                None, "",
             )
         )  # fmt: skip
         if status == Call.Status.COMPLETED:

@@ -85,3 +85,15 @@ def test_bad_arguments_are_refused_with_a_message(db):
         call_command("seed_demo", "--orgs", "0", "--verbosity", "0")
     with pytest.raises(CommandError, match="--anchor"):
         call_command("seed_demo", "--anchor", "yesterday", "--verbosity", "0")
+
+
+def test_copy_columns_cover_every_column_of_the_models():
+    # COPY leaves out nothing silently: a new NOT NULL column must be seeded too.
+    from calls.demo import ANALYSIS_COLUMNS, CALL_COLUMNS, TRANSCRIPT_COLUMNS
+
+    def columns(model):
+        return {f.column for f in model._meta.concrete_fields} - {"id"}
+
+    assert set(CALL_COLUMNS) - {"id"} == columns(Call)
+    assert set(ANALYSIS_COLUMNS) == columns(CallAnalysis)
+    assert set(TRANSCRIPT_COLUMNS) == columns(Transcript)
