@@ -68,7 +68,8 @@ def test_previous_from_a_next_page_is_exactly_the_page_before(org, tied_calls, s
     third = calls_page(calls, sort, 5, second.next_cursor)
     back = calls_page(calls, sort, 5, third.prev_cursor)
     assert [c.pk for c in back.rows] == [c.pk for c in second.rows]
-    assert back.has_prev and back.has_next
+    assert back.has_prev
+    assert back.has_next
 
 
 @pytest.mark.parametrize("descending", [True, False])
@@ -84,8 +85,12 @@ def test_the_first_page_says_there_is_no_previous_and_the_last_no_next(org, tied
     calls = Call.objects.for_org(org)
     first = calls_page(calls, Sort(), 10)
     last = calls_page(calls, Sort(), 10, first.last_cursor)
-    assert not first.has_prev and first.prev_cursor is None and first.has_next
-    assert last.has_prev and not last.has_next and last.next_cursor is None
+    assert not first.has_prev
+    assert first.prev_cursor is None
+    assert first.has_next
+    assert last.has_prev
+    assert not last.has_next
+    assert last.next_cursor is None
     assert len(last.rows) == 10
 
 
@@ -154,7 +159,8 @@ def test_a_correctly_signed_cursor_with_a_malformed_value_is_refused_not_a_500(o
 def test_cursors_are_opaque_and_signed(org, tied_calls):
     call = tied_calls[0]
     cursor = encode_cursor(Sort("score"), Position(AFTER, value=call.score, call_id=call.pk))
-    assert '"i"' not in cursor and "score" not in cursor
+    assert '"i"' not in cursor
+    assert "score" not in cursor
     assert signing.loads(cursor, salt=CURSOR_SALT)["i"] == call.pk
     with pytest.raises(signing.BadSignature):
         signing.loads(cursor, salt="another purpose")
@@ -279,7 +285,8 @@ def test_the_same_filter_always_gives_the_same_query_string():
 
 def test_the_total_is_exact_below_the_limit(org, member, tied_calls):
     _, total = table_summary(org, member.user, Call.objects.for_org(org))
-    assert total.value == len(tied_calls) and total.exact
+    assert total.value == len(tied_calls)
+    assert total.exact
 
 
 def test_above_the_limit_the_total_is_the_planners_estimate_and_says_so(org, member, tied_calls, monkeypatch):
