@@ -41,6 +41,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.lookups import GreaterThan
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -368,8 +369,16 @@ def fetch_segments(segments: list[QuerySet[Call]], order: list[Any], limit: int)
         return list(segments[0][:limit])
     if connection.features.supports_slicing_ordering_in_compound:
         # One round trip: (segment 0 LIMIT n) UNION ALL (segment 1 LIMIT n),
-        # re-ordered by segment then the sort: at most 2n rows to sort.
-        parts = [qs.annotate(segment=Value(i, output_field=IntegerField()))[:limit] for i, qs in enumerate(segments)]
+        # re-ordered by segment then the sort: at most 2n rows to sort. The
+        # second segment is read only when the first came up short: its
+        # condition is an uncorrelated subquery (PostgreSQL's InitPlan: evaluated once, first,
+        # and skips the scan when it is false), because a filter that matches
+        # no unanalysed call would otherwise scan them all on every page.
+        first, second = segments
+        second = second.alias(earlier_rows=SubqueryCount(first.values("pk")[:limit])).filter(earlier_rows__lt=limit)
+        parts = [
+            qs.annotate(segment=Value(i, output_field=IntegerField()))[:limit] for i, qs in enumerate([first, second])
+        ]
         union = parts[0].union(*parts[1:], all=True)
         return list(union.order_by("segment", *order)[:limit])
     rows: list[Call] = []
@@ -493,10 +502,19 @@ def table_summary(
     postgres = connection.vendor == "postgresql"
     if matching is not None:
         ids = matching.order_by().values("pk")
-        annotations["capped"] = SubqueryCount(ids[: EXACT_COUNT_LIMIT + 1])
+        capped = SubqueryCount(ids[: EXACT_COUNT_LIMIT + 1])
+        annotations["capped"] = capped
         if postgres:
             sql, params = ids.query.sql_with_params()
-            annotations["estimate"] = CountEstimate(Value(connection.ops.compose_sql(sql, params)))
+            estimate = CountEstimate(Value(connection.ops.compose_sql(sql, params)))
+            annotations["estimate"] = estimate
+            # Count only when the planner expects few matches: counting even
+            # 10,000 rows of a search means building the index's whole bitmap first.
+            annotations["capped"] = Case(
+                When(GreaterThan(estimate, EXACT_COUNT_LIMIT), then=Value(None)),
+                default=capped,
+                output_field=IntegerField(),
+            )
     row = Organization.objects.filter(pk=organization.pk).order_by().annotate(**annotations).values(*annotations)[0]
     state = SelectionState(
         selection_id=row["sel_id"],
@@ -508,7 +526,7 @@ def table_summary(
     )
     if matching is None:
         return state, None
-    if row["capped"] <= EXACT_COUNT_LIMIT:
+    if row["capped"] is not None and row["capped"] <= EXACT_COUNT_LIMIT:
         return state, Total(row["capped"], exact=True)
     if postgres:
         return state, Total(max(row["estimate"], EXACT_COUNT_LIMIT + 1), exact=False)

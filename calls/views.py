@@ -134,7 +134,10 @@ def call_list(request: OrgRequest) -> HttpResponse:
     table = table_page(request.organization, request.user, listing)
     context = table_context(request, table)
     if fragment:
-        return render(request, "calls/list.html#results", context | {"oob_errors": True}, status=status)
+        response = render(request, "calls/list.html#results", context | {"oob_errors": True}, status=status)
+        # The form sends every field, empty or not; the address bar gets the canonical URL.
+        response["HX-Push-Url"] = context["links"]["here"]
+        return response
     form = CallListForm(request.GET, reps=rep_choices(request.organization))
     form.is_valid()
     return render(request, "calls/list.html", context | {"form": form}, status=status)

@@ -1,0 +1,233 @@
+"""Calls dashboard: keyset pages against Django's Paginator (OFFSET), same data, same run.
+
+Needs PostgreSQL with the demo data in ONE organization (bench/run.sh seeds a
+million calls), e.g.:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/calliq_bench \\
+    DJANGO_SECRET_KEY=bench python bench/calls_dashboard.py
+
+For each case (sort in both directions, a filter, a search) it measures, for
+page 1 and for a page DEEP pages down (or the deepest page there is):
+  - the whole table request: the htmx table fragment through Django's test
+    Client, signed in, middleware, two-query table, template and all;
+  - the query alone: the rows query of the page;
+and the same with Django's Paginator (COUNT + OFFSET) rendering the same
+template. p50/p95 over REPEAT runs; ratios = OFFSET time / keyset time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calliq.settings")
+os.environ.setdefault("DJANGO_SECRET_KEY", "calliq-bench-only")
+os.environ.setdefault("CALLIQ_STATIC_MANIFEST", "0")
+
+import django
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.paginator import Paginator  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Count, F  # noqa: E402
+from django.http import QueryDict  # noqa: E402
+from django.shortcuts import render  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.urls import path  # noqa: E402
+
+import calliq.urls  # noqa: E402
+from calliq.decorators import organization_required  # noqa: E402
+from calls import views  # noqa: E402
+from calls.listing import (  # noqa: E402
+    AFTER,
+    CallPage,
+    Position,
+    TablePage,
+    Total,
+    encode_cursor,
+    keyset_rows,
+    parse_listing,
+    table_summary,
+    with_selection_flag,
+)
+from calls.models import Call, Membership, Organization  # noqa: E402
+
+PAGE_SIZE = 50
+DEEP = int(os.environ.get("BENCH_DEEP_PAGES", "10000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
+REPEAT_OFFSET = int(os.environ.get("BENCH_REPEAT_OFFSET", "5"))
+CASES = [
+    ("started ↓", "sort=-started"),
+    ("started ↑", "sort=started"),
+    ("duration ↓", "sort=-duration"),
+    ("duration ↑", "sort=duration"),
+    ("score ↓", "sort=-score"),
+    ("score ↑", "sort=score"),
+    ("sentiment ↓", "sort=-sentiment"),
+    ("sentiment ↑", "sort=sentiment"),
+    ("filter status=completed", "status=completed"),
+    ("filter outcome=won, score ↓", "outcome=won&sort=-score"),
+    ("search 'with'", "q=with"),
+    ("search 'harbor'", "q=harbor"),
+]
+
+
+def offset_order(listing):
+    column = listing.sort.column
+    if listing.sort.descending:
+        return [F(column).desc(nulls_last=True), F("id").desc()]
+    return [F(column).asc(nulls_last=True), F("id").asc()]
+
+
+@organization_required
+def offset_table(request):
+    """The same table fragment as calls:list, paged by Django's Paginator."""
+    listing = parse_listing(request.GET)
+    matching = Call.objects.for_org(request.organization).filtered(listing.filters)
+    selection, _ = table_summary(request.organization, request.user, None)
+    rows = with_selection_flag(matching.for_table(), selection).order_by(*offset_order(listing))
+    paginator = Paginator(rows, listing.size)
+    number = paginator.validate_number(request.GET.get("page", 1))
+    page = paginator.page(number)
+    call_page = CallPage(
+        rows=list(page.object_list),
+        sort=listing.sort,
+        size=listing.size,
+        has_next=page.has_next(),
+        has_prev=page.has_previous(),
+    )
+    table = TablePage(listing, call_page, selection, Total(paginator.count, exact=True))
+    return render(request, "calls/list.html#results", views.table_context(request, table) | {"oob_errors": True})
+
+
+calliq.urls.urlpatterns.append(path("bench/offset-table/", offset_table))
+
+
+def timed(fn, repeat):
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95
+
+
+def count_queries(fn):
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+
+    def middleware(sql):  # the session, the signed-in user by id, their memberships
+        table = re.search(r'FROM "(\w+)"', sql).group(1)
+        return table in ("django_session", "calls_membership") or (
+            table == "auth_user" and 'WHERE "auth_user"."id" = ' in sql
+        )
+
+    return sum(1 for q in captured.captured_queries if not middleware(q["sql"]))
+
+
+def main():
+    if connection.vendor != "postgresql":
+        sys.exit("This benchmark needs PostgreSQL (set DATABASE_URL).")
+    biggest = Call.objects.values("organization").annotate(n=Count("id")).order_by("-n").first()
+    if not biggest:
+        sys.exit("No calls: seed first (python manage.py seed_demo --calls 1000000 --orgs 1).")
+    org = Organization.objects.get(pk=biggest["organization"])
+    user = get_user_model().objects.create_user(username=f"bench-{time.time_ns()}@example.com")
+    Membership.objects.create(user=user, organization=org, role=Membership.Role.MANAGER)
+    client = Client(SERVER_NAME="localhost")
+    client.force_login(user)
+    htmx = {"HX-Request": "true"}
+    print(f"Calls dashboard on PostgreSQL: {biggest['n']:,} calls in one organization ({org.name}).")
+    print(f"Page size {PAGE_SIZE}; deep page = {DEEP:,} pages down; p50/p95 in ms over {REPEAT} runs")
+    print(f"({REPEAT_OFFSET} for OFFSET deep pages). Ratio = OFFSET / keyset. Queries = SQL of the view")
+    print("(session/user/membership lookups of the middleware excluded; they are the same for both).\n")
+
+    header = (
+        f"{'case':<30}{'page':>7} | {'keyset req p50/p95':>19} {'q':>2} | {'OFFSET req p50/p95':>19} {'q':>2} |"
+        f" {'req x':>6} | {'keyset query':>12} {'OFFSET query':>12} {'query x':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    results = []
+    only = os.environ.get("BENCH_CASES", "")
+    for label, query in CASES:
+        if only and only not in label:
+            continue
+        listing = parse_listing(QueryDict(query + f"&size={PAGE_SIZE}"))
+        assert not listing.errors, listing.errors
+        matching = Call.objects.for_org(org).filtered(listing.filters)
+        rows_qs = with_selection_flag(matching.for_table(), table_summary(org, user, None)[0])
+        ordered = rows_qs.order_by(*offset_order(listing))
+        total = matching.count()
+        last_page = max(1, -(-total // PAGE_SIZE))
+        for page_number in (1, min(DEEP + 1, last_page)):
+            offset = (page_number - 1) * PAGE_SIZE
+            position = None
+            cursor = ""
+            if offset:
+                anchor = ordered.values_list(listing.sort.column, "id")[offset - 1]
+                position = Position(AFTER, value=anchor[0], call_id=anchor[1])
+                cursor = encode_cursor(listing.sort, position)
+            keyset_url = listing.url("/calls/", cursor=cursor)
+            offset_url = f"/bench/offset-table/?{query}&size={PAGE_SIZE}&page={page_number}"
+            keyset_ids = [c.pk for c in keyset_rows(rows_qs, listing.sort, position, PAGE_SIZE)]
+            offset_ids = list(ordered.values_list("id", flat=True)[offset : offset + PAGE_SIZE])
+            assert keyset_ids == offset_ids, f"{label} page {page_number}: keyset and OFFSET disagree"
+
+            def keyset_request(url=keyset_url):
+                assert client.get(url, headers=htmx).status_code == 200
+
+            def offset_request(url=offset_url):
+                assert client.get(url, headers=htmx).status_code == 200
+
+            def keyset_query(position=position, rows_qs=rows_qs, sort=listing.sort):
+                list(keyset_rows(rows_qs, sort, position, PAGE_SIZE + 1))
+
+            def offset_query(offset=offset, ordered=ordered):
+                list(ordered[offset : offset + PAGE_SIZE + 1])
+
+            keyset_request()  # warm: connection, templates
+            offset_request()
+            n = REPEAT if page_number == 1 else REPEAT_OFFSET
+            k_req = timed(keyset_request, REPEAT)
+            o_req = timed(offset_request, n)
+            k_q = timed(keyset_query, REPEAT)
+            o_q = timed(offset_query, n)
+            kq, oq = count_queries(keyset_request), count_queries(offset_request)
+            results.append((label, page_number, k_req, o_req, k_q, o_q, kq, oq))
+            print(
+                f"{label:<30}{page_number:>7} | {k_req[0]:>8.1f} /{k_req[1]:>8.1f} {kq:>2} |"
+                f" {o_req[0]:>8.1f} /{o_req[1]:>8.1f} {oq:>2} | {o_req[0] / k_req[0]:>5.1f}x |"
+                f" {k_q[0]:>10.2f}ms {o_q[0]:>10.2f}ms {o_q[0] / k_q[0]:>7.0f}x",
+                flush=True,
+            )
+
+    print("\nTargets (issue 3):")
+    deep = [r for r in results if r[1] == DEEP + 1]
+    first = {r[0]: r for r in results if r[1] == 1}
+    worst_depth = max(r[2][0] / first[r[0]][2][0] for r in deep) if deep else float("nan")
+    print(f"  deep page within 1.5x of page 1 (request p50):  worst {worst_depth:.2f}x")
+    if deep:
+        print(f"  deep request >= 25x faster than OFFSET:          worst {min(r[3][0] / r[2][0] for r in deep):.1f}x")
+        print(f"  deep query >= 200x faster than OFFSET:           worst {min(r[5][0] / r[4][0] for r in deep):.0f}x")
+    print(f"  page 1 request p95 < 30 ms:                      worst {max(r[2][1] for r in first.values()):.1f} ms")
+    print(f"  queries per keyset table request:                at most {max(r[6] for r in results)}")
+    print(
+        "  cases with fewer than DEEP pages are measured at their last page: "
+        + (", ".join(f"{r[0]} ({r[1]:,})" for r in results if r[1] not in (1, DEEP + 1)) or "none")
+    )
+    user.delete()
+
+
+if __name__ == "__main__":
+    main()
