@@ -28,7 +28,7 @@ from calliq.decorators import organization_required
 from calliq.http import OrgRequest
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome
-from calls.forms import SORT_LABELS, BulkOutcomeForm, CallListForm
+from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm
 from calls.listing import (
     BEFORE,
     PAGE_SIZES,
@@ -112,6 +112,7 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
         "total": table.total,
         "links": table_links(request.path, table),
         "page_sizes": PAGE_SIZES,
+        "sort_choices": SORT_CHOICES,
         "can_manage": request.membership.can_manage,
         "field_errors": [(name, " ".join(table.listing.errors.get(name, []))) for name in FILTER_FIELDS],
         "window_pages": WINDOW_PAGES,

@@ -100,7 +100,8 @@
     }
   });
 
-  document.addEventListener("htmx:afterSettle", function (event) {
+  // afterSwap, not afterSettle: the window must never hold an extra page, not even for the settle delay.
+  document.addEventListener("htmx:afterSwap", function () {
     if (!pending || !table()) return;
     var loaded = pending;
     pending = null;
