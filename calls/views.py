@@ -112,6 +112,8 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
         "total": table.total,
         "links": table_links(request.path, table),
         "page_sizes": PAGE_SIZES,
+        "list_url": reverse("calls:list"),
+        "select_url": reverse("calls:select"),
         "sort_choices": SORT_CHOICES,
         "can_manage": request.membership.can_manage,
         "field_errors": [(name, " ".join(table.listing.errors.get(name, []))) for name in FILTER_FIELDS],
