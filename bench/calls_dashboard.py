@@ -177,6 +177,7 @@ def main():
     client = Client(SERVER_NAME="localhost")
     client.force_login(user)
     print(f"Calls dashboard on PostgreSQL: {biggest['n']:,} calls in one organization ({org.name}).")
+    print(f"Machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f} (shared with other work).")
     print(f"Page size {PAGE_SIZE}; deep page = {DEEP:,} pages down; p50/p95 in ms over {REPEAT} runs")
     print(f"({REPEAT_OFFSET} for OFFSET deep pages). Ratio = OFFSET / keyset. q = SQL queries of the view")
     print("(the middleware's session/user/membership lookups excluded: the same for both). The OFFSET")
@@ -261,6 +262,7 @@ def main():
         "  cases with fewer than DEEP pages are measured at their last page: "
         + (", ".join(f"{r[0]} ({r[1]:,})" for r in results if r[1] not in (1, DEEP + 1)) or "none")
     )
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
     user.delete()
 
 
