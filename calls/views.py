@@ -60,6 +60,11 @@ FILTER_FIELDS = (
 )
 
 
+def field_label(name: str) -> str:
+    field = CallListForm.base_fields.get(name)
+    return str(field.label) if field is not None and field.label else name.replace("_", " ").capitalize()
+
+
 def rep_choices(organization: Organization) -> list[tuple[int, str]]:
     users = (
         get_user_model()
@@ -117,6 +122,7 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
         "sort_choices": SORT_CHOICES,
         "can_manage": request.membership.can_manage,
         "field_errors": [(name, " ".join(table.listing.errors.get(name, []))) for name in FILTER_FIELDS],
+        "error_summary": [(field_label(name), " ".join(messages)) for name, messages in table.listing.errors.items()],
         "window_pages": WINDOW_PAGES,
         "window_rows": WINDOW_PAGES * table.listing.size,
     }
