@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from django.core import signing
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -42,6 +42,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.lookups import GreaterThan
+from django.dispatch import Signal
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -569,6 +570,18 @@ def table_page(organization: Organization, user: Any, listing: Listing, *, with_
 
 # --- Selection changes -----------------------------------------------------------------
 
+# Sent on commit with user_id and organization_id whenever a person's selection
+# changes: the table shows it (checkboxes, the selection bar), so a cache of the
+# table must drop that person's entries. Calls' own changes come from calls.events.
+selection_changed = Signal()
+
+
+def announce_selection_change(organization: Organization, user: Any) -> None:
+    organization_id, user_id = organization.pk, user.pk
+    transaction.on_commit(
+        lambda: selection_changed.send(sender=CallSelection, organization_id=organization_id, user_id=user_id)
+    )
+
 
 def selected_calls(organization: Organization, user: Any) -> QuerySet[Call]:
     """The calls in this person's selection, always within the organization."""
@@ -597,6 +610,7 @@ def set_calls_selected(organization: Organization, user: Any, call_ids: Iterable
     else:
         SelectionItem.objects.filter(selection=selection, call_id__in=ids).delete()
     selection.save(update_fields=["updated_at"])
+    announce_selection_change(organization, user)
 
 
 def select_all_matching(organization: Organization, user: Any, filters: CallFilters, total: Total) -> None:
@@ -612,10 +626,12 @@ def select_all_matching(organization: Organization, user: Any, filters: CallFilt
         },
     )
     selection.items.all().delete()
+    announce_selection_change(organization, user)
 
 
 def clear_selection(organization: Organization, user: Any) -> None:
     CallSelection.objects.filter(user=user, organization=organization).delete()
+    announce_selection_change(organization, user)
 
 
 def matching_total(organization: Organization, user: Any, filters: CallFilters) -> Total:

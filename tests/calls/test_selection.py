@@ -153,3 +153,24 @@ def test_a_selection_belongs_to_one_organization(member, org, other_org, many_ca
     toggle(client, many_calls[0].pk, selected=True)
     assert selected_calls(other_org, member.user).count() == 0
     assert selected_calls(org, member.user).count() == 1
+
+
+def test_every_selection_change_is_announced_for_the_cache(
+    signed_in, org, member, many_calls, django_capture_on_commit_callbacks
+):
+    from calls.listing import selection_changed
+
+    received = []
+
+    def receiver(sender, signal, **kwargs):
+        received.append(kwargs)
+
+    selection_changed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            toggle(signed_in, many_calls[0].pk, selected=True)
+            signed_in.post(reverse("calls:select"), {"action": "all", "filters": ""}, headers=HTMX)
+            signed_in.post(reverse("calls:select"), {"action": "clear"}, headers=HTMX)
+    finally:
+        selection_changed.disconnect(receiver)
+    assert received == [{"organization_id": org.pk, "user_id": member.user.pk}] * 3
