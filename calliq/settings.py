@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -146,6 +147,19 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# The cache layer (resilience/cache): its own short timeouts so a dead Redis
+# costs milliseconds; see resilience/cache/service.py.
+CALLIQ_CACHE = {
+    "ENABLED": env_bool("CALLIQ_CACHE_ENABLED", default=True),
+    "CONNECT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_CONNECT_TIMEOUT", "0.1")),
+    "SOCKET_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
+    "LOCK_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_LOCK_TIMEOUT", "10")),
+    "WAIT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_WAIT_TIMEOUT", "3")),
+    # Part of every entry key: set it to the release so a deploy never reads old pages.
+    "KEY_VERSION": os.environ.get("CALLIQ_CACHE_KEY_VERSION", "0"),
+}
+CALLIQ_BROTLI_QUALITY = int(os.environ.get("CALLIQ_BROTLI_QUALITY", "5"))
+
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
@@ -157,6 +171,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "calliq")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
+CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["resume-delayed-calls"] = {"task": "calls.tasks.resume_delayed_calls", "schedule": 60.0}
+
+# --- Circuit breakers (resilience/breaker) ---------------------------------------
+# Shared breaker state lives in Redis; a Redis that refuses or stalls past
+# BREAKER_REDIS_TIMEOUT seconds sends each process to its own in-memory breakers,
+# and Redis is tried again every BREAKER_REDIS_RETRY_SECONDS. Policies are
+# re-read from the database every BREAKER_POLICY_TTL seconds.
+BREAKER_REDIS_URL = os.environ.get("BREAKER_REDIS_URL", REDIS_URL)
+BREAKER_REDIS_TIMEOUT = float(os.environ.get("BREAKER_REDIS_TIMEOUT", "0.1"))
+BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS", "1.0"))
+BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
+BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")
+BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
+if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
+    CELERY_BEAT_SCHEDULE["warm-cache"] = {
+        "task": "resilience.cache.warm",
+        "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
+    }
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that

@@ -225,6 +225,9 @@ class Call(models.Model):
     talk_ratio = models.FloatField(null=True, blank=True, help_text="Share of talk time by the rep, 0-1.")
     recording = models.FileField(upload_to="recordings/%Y/%m/", blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
+    # Set while a provider's breaker is open: the pipeline step is queued for this time.
+    delayed_until = models.DateTimeField(null=True, blank=True)
+    delay_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -267,6 +270,10 @@ class Call(models.Model):
     @property
     def is_analysed(self) -> bool:
         return self.score is not None
+
+    @property
+    def is_delayed(self) -> bool:
+        return self.delayed_until is not None
 
 
 class Transcript(models.Model):
@@ -344,3 +351,63 @@ class SelectionItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.call_id} in selection {self.selection_id}"
+
+
+class OutboundEmailQuerySet(models.QuerySet):
+    def pending(self) -> Self:
+        return self.filter(status=OutboundEmail.Status.PENDING)
+
+    def due(self, now: datetime | None = None) -> Self:
+        return self.pending().filter(next_attempt_at__lte=now or timezone.now())
+
+
+class OutboundEmail(models.Model):
+    """The email outbox: every email is stored here before it is sent, so an
+    outage of Resend delays mail and loses none. `idempotency_key` is sent as
+    Resend's Idempotency-Key, so a retried send never mails twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="outbound_emails")
+    call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails")
+    to_email = models.EmailField()
+    subject = models.CharField(max_length=200)
+    text = models.TextField()
+    html = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    provider_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OutboundEmailQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbound_email_due")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to_email} ({self.status})"
+
+
+class Subscription(models.Model):
+    """An organization's Paddle subscription as last read from Paddle: billing
+    reads this when Paddle cannot be reached."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="subscription")
+    paddle_subscription_id = models.CharField(max_length=64, unique=True)
+    paddle_customer_id = models.CharField(max_length=64, blank=True)
+    plan = models.CharField(max_length=40, default="starter")
+    status = models.CharField(max_length=20, default="active")
+    seats = models.PositiveIntegerField(default=0)
+    current_period_ends_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.plan} ({self.status})"

@@ -54,3 +54,7 @@ def other_org_call(other_org: Organization, other_member: Membership) -> Call:
 @pytest.fixture
 def staff_user(db):
     return factories.make_user(is_staff=True, is_superuser=True)
+
+
+# Fixtures of the breaker, provider and pipeline tests (simulator, private Redis).
+pytest_plugins = ["tests.resilience.breaker_support"]

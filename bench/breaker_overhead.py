@@ -1,0 +1,252 @@
+"""What a protected call costs in CLOSED state: CallIQ's breaker (state in
+Redis, one Lua call to ask and one to record) against an unprotected call and
+against pybreaker with its Redis storage, in one run, on a private
+redis-server so the Redis figures count only this benchmark.
+
+Round trips are counted on the client (every write of a packed command to the
+socket, so a pipeline counts once); server commands come from INFO
+commandstats deltas (Redis 7 also counts the commands a Lua script runs).
+Also shown: the per-process fallback with Redis refusing connections, and a
+stalled Redis (SIGSTOP): what the call that finds it stalled pays, and the
+calls after it.
+
+Run:  DATABASE_URL=... python bench/breaker_overhead.py [--calls 2000] [--rounds 5]
+Prints a table and writes it to bench/results/breaker_overhead.txt."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calliq.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ.setdefault("CALLIQ_LOG_LEVEL", "ERROR")
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+import pybreaker  # noqa: E402
+import redis  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+from resilience.breaker import breaker, reset_process_state, use_redis_client  # noqa: E402
+from resilience.providers.simulator import SimulatorServer  # noqa: E402
+
+ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
+
+
+class CountingConnection(redis.Connection):
+    round_trips = 0
+
+    def send_packed_command(self, command, check_health=True):
+        CountingConnection.round_trips += 1
+        return super().send_packed_command(command, check_health)
+
+
+def free_port() -> int:
+    for port in range(16450, 16500):
+        with contextlib.closing(socket.socket()) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 16450-16499")
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    probe = redis.Redis(port=port)
+    for _ in range(100):
+        with contextlib.suppress(redis.RedisError):
+            if probe.ping():
+                return process
+        time.sleep(0.05)
+    raise SystemExit("redis-server did not start")
+
+
+def server_commands(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
+
+
+def measure(fn, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def counted(fn, admin: redis.Redis, calls: int) -> tuple[float, float]:
+    CountingConnection.round_trips = 0
+    before = server_commands(admin)
+    for _ in range(calls):
+        fn()
+    # INFO itself is left out of server_commands, so the delta is the breaker's alone.
+    return CountingConnection.round_trips / calls, (server_commands(admin) - before) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round for the no-op function")
+    parser.add_argument("--http-calls", type=int, default=300, help="calls per round for the HTTP call")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    port = free_port()
+    redis_process = start_redis(port)
+    simulator = SimulatorServer()
+    simulator.start()
+    admin = redis.Redis(port=port)
+    pool = redis.ConnectionPool(
+        connection_class=CountingConnection, host="127.0.0.1", port=port, socket_timeout=0.1, socket_connect_timeout=0.1
+    )
+    counting = redis.Redis(connection_pool=pool)
+    http = httpx.Client(base_url=simulator.url)
+    lines: list[str] = []
+    try:
+        reset_process_state()
+        use_redis_client(counting)
+        ours = breaker("bench")
+        ours.call(lambda: None)  # load the scripts, read the policy once
+        theirs = pybreaker.CircuitBreaker(
+            fail_max=5,
+            reset_timeout=60,
+            state_storage=pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, counting, namespace="bench"),
+        )
+        in_memory = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
+
+        def noop() -> None:
+            return None
+
+        def get() -> None:
+            http.get("/_sim/state").raise_for_status()
+
+        variants = {
+            "unprotected": lambda fn: fn,
+            "calliq breaker, CLOSED, state in Redis": lambda fn: lambda: ours.call(fn),
+            "pybreaker + CircuitRedisStorage": lambda fn: lambda: theirs.call(fn),
+            "pybreaker, in-memory (one process only)": lambda fn: lambda: in_memory.call(fn),
+        }
+        refused = f"redis://127.0.0.1:{free_port()}/0"
+
+        header = ROW.format("variant", "per call", "added", "× unprot.", "× pybreaker", "round trips", "server cmds")
+        lines += [
+            "Breaker overhead in CLOSED state (bench/breaker_overhead.py)",
+            f"private redis-server :{port}, loopback; median of {args.rounds} rounds; "
+            f"{args.calls} no-op calls / {args.http_calls} HTTP calls per round",
+            "round trips: client socket writes per call; server cmds: INFO commandstats delta per call "
+            "(includes commands run inside Lua)",
+        ]
+        for label, fn, calls in [
+            ("no-op function", noop, args.calls),
+            ("HTTP GET to the simulator", get, args.http_calls),
+        ]:
+            timings: dict[str, list[float]] = {
+                name: [] for name in [*variants, "calliq breaker, local (Redis refused)"]
+            }
+            for _ in range(args.rounds):
+                for name, wrap in variants.items():
+                    timings[name].append(measure(wrap(fn), calls))
+                with override_settings(BREAKER_REDIS_URL=refused, BREAKER_REDIS_RETRY_SECONDS=3600):
+                    use_redis_client(None)
+                    ours.call(fn)  # discover the refusal once
+                    timings["calliq breaker, local (Redis refused)"].append(measure(lambda fn=fn: ours.call(fn), calls))
+                use_redis_client(counting)
+            medians = {name: statistics.median(values) for name, values in timings.items()}
+            trips = {
+                "unprotected": (0.0, 0.0),
+                "calliq breaker, CLOSED, state in Redis": counted(lambda fn=fn: ours.call(fn), admin, calls),
+                "pybreaker + CircuitRedisStorage": counted(lambda fn=fn: theirs.call(fn), admin, calls),
+                "pybreaker, in-memory (one process only)": (0.0, 0.0),
+                "calliq breaker, local (Redis refused)": (0.0, 0.0),
+            }
+            lines += ["", label, header]
+            base, py = medians["unprotected"], medians["pybreaker + CircuitRedisStorage"]
+            for name, value in medians.items():
+                rt, cmds = trips[name]
+                lines.append(
+                    ROW.format(
+                        name,
+                        f"{value * 1e6:.1f} µs",
+                        f"{(value - base) * 1e6:+.1f} µs",
+                        f"{value / base:.1f}×",
+                        f"{value / py:.2f}×",
+                        f"{rt:.1f}",
+                        f"{cmds:.1f}",
+                    )
+                )
+
+        # No lock is held while a protected call runs: eight threads making 100 ms calls overlap.
+        simulator.state.configure("openai", {"latency_ms": 100})
+        slow = httpx.Client(base_url=simulator.url, timeout=5)
+
+        def slow_call() -> None:
+            slow.get("/openai/v1/models")
+
+        def eight_threads(fn) -> float:
+            threads = [threading.Thread(target=fn) for _ in range(8)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return time.perf_counter() - start
+
+        unprotected_wall = statistics.median(eight_threads(slow_call) for _ in range(3))
+        protected_wall = statistics.median(eight_threads(lambda: ours.call(slow_call)) for _ in range(3))
+        slow.close()
+        lines += [
+            "",
+            "Eight threads, each one protected call of 100 ms (simulator latency), wall time",
+            f"  unprotected {unprotected_wall * 1000:.0f} ms, calliq breaker {protected_wall * 1000:.0f} ms "
+            f"(serialised would be 800 ms)",
+        ]
+
+        # A stalled Redis: the call that meets it pays one socket timeout, later calls use the local breaker.
+        lines += ["", "Stalled Redis (SIGSTOP) with BREAKER_REDIS_TIMEOUT=0.1 s, BREAKER_REDIS_RETRY_SECONDS=1"]
+        with override_settings(BREAKER_REDIS_URL=f"redis://127.0.0.1:{port}/0", BREAKER_REDIS_RETRY_SECONDS=1.0):
+            reset_process_state()
+            ours = breaker("bench")
+            ours.call(noop)
+            os.kill(redis_process.pid, signal.SIGSTOP)
+            try:
+                start = time.perf_counter()
+                ours.call(noop)
+                first = time.perf_counter() - start
+                later = measure(lambda: ours.call(noop), 200)
+            finally:
+                os.kill(redis_process.pid, signal.SIGCONT)
+            lines.append(f"  the call that finds Redis stalled: {first * 1000:.1f} ms added before the local fallback")
+            lines.append(f"  the calls after it (local breaker, within the retry window): {later * 1e6:.1f} µs each")
+    finally:
+        http.close()
+        simulator.stop()
+        redis_process.terminate()
+        redis_process.wait(5)
+        reset_process_state()
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (ROOT / "bench" / "results" / "breaker_overhead.txt").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""`python manage.py provider_simulator` serves the provider simulator
+(resilience/providers/simulator.py) until killed; its subcommands drive a
+running one through its control endpoint:
+
+  provider_simulator [serve] [--host 127.0.0.1] [--port 8765]
+  provider_simulator set SERVICE|all [--latency-ms N] [--failure-rate F] [--failure-status S]
+                         [--fail-next N] [--outage|--no-outage] [--timeout|--no-timeout]
+                         [--hang-seconds N] [--rate-limit|--no-rate-limit] [--retry-after N]
+  provider_simulator stats [SERVICE]
+  provider_simulator reset [--counters-only]
+
+The control subcommands talk to --url (default settings.PROVIDER_SIMULATOR_URL)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from resilience.providers.simulator import SERVICES, SimulatorControl, SimulatorServer
+
+
+class Command(BaseCommand):
+    help = "Serve the provider simulator (default), or set its knobs, read its counters, reset it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--url", default=None, help="A running simulator (default: PROVIDER_SIMULATOR_URL).")
+        sub = parser.add_subparsers(dest="subcommand")
+        sub.add_parser("serve", help="Serve until killed (the default).")
+        knobs = sub.add_parser("set", help="Set a service's knobs.")
+        knobs.add_argument("service", choices=[*SERVICES, "all"])
+        knobs.add_argument("--latency-ms", type=float)
+        knobs.add_argument("--failure-rate", type=float, help="0-1; deterministic: every 1/rate-th request fails.")
+        knobs.add_argument("--failure-status", type=int, help="Status of a simulated failure (default 503).")
+        knobs.add_argument("--fail-next", type=int, help="Fail the next N requests.")
+        knobs.add_argument("--outage", action=argparse.BooleanOptionalAction, default=None)
+        knobs.add_argument("--timeout", action=argparse.BooleanOptionalAction, default=None, help="Hang requests.")
+        knobs.add_argument("--hang-seconds", type=float, help="How long a hanging request hangs (default 60).")
+        knobs.add_argument("--rate-limit", action=argparse.BooleanOptionalAction, default=None, help="Answer 429.")
+        knobs.add_argument("--retry-after", type=float, help="Retry-After seconds sent with 429.")
+        stats = sub.add_parser("stats", help="Print the counters (JSON).")
+        stats.add_argument("service", nargs="?", choices=SERVICES)
+        reset = sub.add_parser("reset", help="Reset knobs and counters.")
+        reset.add_argument("--counters-only", action="store_true")
+
+    def handle(self, *args: Any, subcommand: str | None, **options: Any) -> None:
+        if subcommand in (None, "serve"):
+            self.serve(options["host"], options["port"])
+            return
+        control = SimulatorControl(options["url"] or settings.PROVIDER_SIMULATOR_URL)
+        try:
+            if subcommand == "set":
+                names = ["latency_ms", "failure_rate", "failure_status", "fail_next", "outage", "timeout"]
+                names += ["hang_seconds", "rate_limit", "retry_after"]
+                knobs = {n: options[n] for n in names if options.get(n) is not None}
+                self.stdout.write(json.dumps(control.configure(options["service"], **knobs), indent=2))
+            elif subcommand == "stats":
+                state = control.state()["services"]
+                shown = {options["service"]: state[options["service"]]} if options["service"] else state
+                for body in shown.values():
+                    body["counters"].pop("timestamps", None)
+                self.stdout.write(json.dumps(shown, indent=2))
+            elif subcommand == "reset":
+                control.reset_counters() if options["counters_only"] else control.reset()
+                self.stdout.write(self.style.SUCCESS("simulator reset"))
+        except httpx.HTTPError as exc:
+            raise CommandError(f"simulator at {control.url} did not answer: {exc}") from exc
+        finally:
+            control.close()
+
+    def serve(self, host: str, port: int) -> None:
+        logging.getLogger("calliq.simulator").setLevel(logging.INFO)
+        server = SimulatorServer(host, port)
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(f"provider simulator on {server.url} (control: {server.url}/_sim/state); Ctrl-C stops it")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.state.stopping.set()
+            server.server_close()
+            self.stdout.write("provider simulator stopped")

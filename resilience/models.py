@@ -1,0 +1,135 @@
+"""Resilience models: the circuit breaker policy of each external service
+(edited in the admin, read by every process within seconds) and the history
+of breaker transitions (bounded: see BreakerEvent.RETENTION)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class BreakerPolicy(models.Model):
+    class Forced(models.TextChoices):
+        NONE = "", "Not forced"
+        OPEN = "open", "Forced open"
+        CLOSED = "closed", "Forced closed (breaker disabled)"
+
+    service = models.SlugField(max_length=40, unique=True, help_text='The name code uses: breaker("openai").')
+    failure_threshold = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="Consecutive failures that open the breaker."
+    )
+    error_rate_threshold = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Percent of failed calls in the window that opens the breaker.",
+    )
+    window_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1)], help_text="Rolling window for the error rate."
+    )
+    minimum_calls = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="Calls in the window before the error rate counts."
+    )
+    open_seconds = models.FloatField(
+        default=60, validators=[MinValueValidator(0.01)], help_text="How long the breaker stays open before a trial."
+    )
+    open_backoff_multiplier = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(1.0)],
+        help_text="Open duration grows by this factor after each failed trial (1 = no growth).",
+    )
+    max_open_seconds = models.FloatField(
+        default=600, validators=[MinValueValidator(0.01)], help_text="Cap on the grown open duration."
+    )
+    half_open_max_calls = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Trial calls allowed at once in HALF_OPEN, across all processes; that many successes close it.",
+    )
+    slow_call_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text="A call slower than this counts as a failure (empty: never).",
+    )
+    call_timeout_seconds = models.FloatField(
+        default=30,
+        validators=[MinValueValidator(0.01)],
+        help_text="HTTP timeout of the client; also frees the permit of a trial that never reports back.",
+    )
+    count_timeouts = models.BooleanField(default=True)
+    count_connection_errors = models.BooleanField(default=True)
+    count_server_errors = models.BooleanField(default=True, help_text="5xx answers.")
+    count_rate_limits = models.BooleanField(default=True, help_text="429 answers.")
+    forced_state = models.CharField(
+        max_length=8,
+        choices=Forced.choices,
+        default=Forced.NONE,
+        blank=True,
+        editable=False,
+        help_text="Set by the force open / force closed / reset actions.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name = "circuit breaker"
+        verbose_name_plural = "circuit breakers"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(error_rate_threshold__gte=1, error_rate_threshold__lte=100), name="breaker_rate_1_100"
+            ),
+            models.CheckConstraint(condition=Q(failure_threshold__gte=1), name="breaker_threshold_positive"),
+            models.CheckConstraint(condition=Q(half_open_max_calls__gte=1), name="breaker_half_open_positive"),
+            models.CheckConstraint(condition=Q(open_backoff_multiplier__gte=1), name="breaker_backoff_at_least_1"),
+            models.CheckConstraint(condition=Q(forced_state__in=["", "open", "closed"]), name="breaker_forced_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.service
+
+
+class BreakerEventQuerySet(models.QuerySet):
+    def for_service(self, service: str) -> Self:
+        return self.filter(service=service)
+
+    def prune(self, service: str, keep: int) -> int:
+        """Delete all but the newest `keep` events of a service; returns how many went."""
+        cutoff = self.for_service(service).order_by("-at", "-id").values_list("id", flat=True)[keep : keep + 1]
+        boundary = list(cutoff)
+        if not boundary:
+            return 0
+        deleted, _ = self.for_service(service).filter(id__lte=boundary[0]).delete()
+        return deleted
+
+
+class BreakerEvent(models.Model):
+    """One transition of one breaker, recorded once however many processes saw
+    it: `event_id` is the Redis stream id written by the Lua script that made
+    the change (or a per-process id for a local breaker while Redis is down)."""
+
+    RETENTION = 500  # newest events kept per service
+
+    service = models.SlugField(max_length=40)
+    event_id = models.CharField(max_length=80)
+    at = models.DateTimeField(default=timezone.now)
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    reason = models.CharField(max_length=300)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    window_calls = models.PositiveIntegerField(default=0)
+    window_failures = models.PositiveIntegerField(default=0)
+    shared = models.BooleanField(default=True, help_text="False: a per-process breaker while Redis was unreachable.")
+
+    objects = BreakerEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["service", "at"], name="breaker_event_service_at")]
+        constraints = [models.UniqueConstraint(fields=["service", "event_id"], name="breaker_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.from_state} → {self.to_state}"

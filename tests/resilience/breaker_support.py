@@ -1,0 +1,136 @@
+"""Fixtures for the breaker, retry, provider and pipeline tests (loaded as a
+pytest plugin by tests/conftest.py): a provider simulator on a free loopback
+port with the clients pointed at it, short breaker policies, and private
+redis-server processes that a test may stop, stall or kill."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import override_settings
+
+from resilience.breaker import reset_process_state
+from resilience.breaker.policy import ensure_policy_row, forget_policies
+from resilience.models import BreakerPolicy
+from resilience.providers.simulator import SimulatorControl, SimulatorServer
+
+PRIVATE_REDIS_PORTS = range(16400, 16500)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers() -> Iterator[None]:
+    """No breaker state, cached policy or Redis connection survives a test."""
+    reset_process_state()
+    yield
+    reset_process_state()
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorServer]:
+    server = SimulatorServer("127.0.0.1", 0)
+    server.start()
+    providers = {name: dict(config) for name, config in settings.PROVIDERS.items()}
+    providers["assemblyai"]["base_url"] = f"{server.url}/assemblyai"
+    providers["openai"]["base_url"] = f"{server.url}/openai/v1"
+    providers["paddle"]["base_url"] = f"{server.url}/paddle"
+    providers["resend"]["base_url"] = f"{server.url}/resend"
+    with override_settings(PROVIDERS=providers, PROVIDER_SIMULATOR_URL=server.url):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(simulator: SimulatorServer) -> Iterator[SimulatorControl]:
+    control = SimulatorControl(simulator.url)
+    yield control
+    control.close()
+
+
+def set_policy(service: str, **fields: object) -> BreakerPolicy:
+    """Save a policy (as the admin would) and make this process read it now."""
+    ensure_policy_row(service)
+    BreakerPolicy.objects.filter(service=service).update(**fields)
+    forget_policies(service)
+    return BreakerPolicy.objects.get(service=service)
+
+
+@pytest.fixture
+def fast_policy(db):
+    """Short open durations and call timeouts, so recovery happens within a test."""
+
+    def apply(service: str, **fields: object) -> BreakerPolicy:
+        defaults = {"open_seconds": 0.5, "call_timeout_seconds": 2.0, "window_seconds": 60, "minimum_calls": 10}
+        return set_policy(service, **(defaults | fields))
+
+    return apply
+
+
+def free_port(candidates: range = PRIVATE_REDIS_PORTS) -> int:
+    for port in candidates:
+        with contextlib.closing(socket.socket()) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in the private redis range")
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, on a port of the breakers range."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=1)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis(free_port())
+    server.start()
+    yield server
+    with contextlib.suppress(ProcessLookupError):
+        server.resume()
+    server.kill()

@@ -1,0 +1,296 @@
+"""The cache service against the real Redis: tags, races, stampedes, outages."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from resilience.cache.service import EPOCH_TAG, CacheService, Preset, Result, build_key
+from tests.resilience import cache_fixtures
+from tests.resilience.cache_fixtures import closed_port
+
+fresh_cache_state = cache_fixtures.fresh_cache_state
+private_redis = cache_fixtures.private_redis
+
+
+@pytest.fixture
+def service():
+    svc = CacheService(wait_timeout=5.0)
+    yield svc
+    svc.close()
+
+
+def counting(value, counter: list[int]):
+    def compute():
+        counter.append(1)
+        return value
+
+    return compute
+
+
+def test_a_cached_value_is_served_until_one_of_its_tags_is_invalidated(service):
+    computed: list[int] = []
+    first = service.get_or_set("k", counting("v1", computed), tags=["org:1"], preset="short")
+    second = service.get_or_set("k", counting("v2", computed), tags=["org:1"], preset="short")
+    service.invalidate_tags("org:1", on_commit=False)
+    third = service.get_or_set("k", counting("v3", computed), tags=["org:1"], preset="short")
+
+    assert (first.status, second.status, third.status) == ("MISS", "HIT", "MISS")
+    assert (second.value, third.value) == ("v1", "v3")
+    assert len(computed) == 2
+
+
+def test_invalidating_an_unrelated_tag_keeps_the_entry(service):
+    service.get_or_set("k", lambda: "v1", tags=["org:1"])
+    service.invalidate_tags("org:2", on_commit=False)
+    assert service.get_or_set("k", lambda: "v2", tags=["org:1"]).status == "HIT"
+
+
+def test_get_set_and_delete_respect_tags(service):
+    service.set("plain", {"a": 1}, tags=["call:7"], preset="long")
+    assert service.get("plain", tags=["call:7"]) == {"a": 1}
+    service.invalidate_tags("call:7", on_commit=False)
+    assert service.get("plain", tags=["call:7"]) is None
+    service.set("plain", 2, tags=["call:7"])
+    service.delete("plain")
+    assert service.get("plain", tags=["call:7"]) is None
+
+
+def test_an_unknown_preset_is_refused_with_the_known_ones_named(service):
+    with pytest.raises(ValueError, match="short, medium, long, per_user"):
+        service.get_or_set("k", lambda: 1, preset="forever")
+
+
+def test_keys_are_bounded_in_length_and_stable():
+    long_key = build_key("calls", "x" * 1000)
+    assert len(long_key) < 200
+    assert long_key == build_key("calls", "x" * 1000)
+    assert build_key("calls", "x" * 1000) != build_key("calls", "x" * 999)
+    assert build_key("a:b", "c") != build_key("a", "b:c")
+
+
+def test_an_invalidation_during_a_computation_makes_its_result_stale_at_once(service):
+    started, invalidated = threading.Event(), threading.Event()
+
+    def slow_compute():
+        started.set()
+        assert invalidated.wait(5)
+        return "computed from old data"
+
+    worker = threading.Thread(target=lambda: service.get_or_set("k", slow_compute, tags=["org:1"], preset="long"))
+    worker.start()
+    assert started.wait(5)
+    service.invalidate_tags("org:1", on_commit=False)
+    invalidated.set()
+    worker.join(5)
+
+    after = service.get_or_set("k", lambda: "computed from new data", tags=["org:1"], preset="long")
+    assert after == Result("computed from new data", "MISS")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uncommitted_invalidation_cannot_be_undone_by_a_concurrent_reader(service):
+    inside, reader_done = threading.Event(), threading.Event()
+
+    def writer():
+        with transaction.atomic():
+            service.invalidate_tags("org:1")  # runs on commit
+            inside.set()
+            assert reader_done.wait(5)
+        # committed here: the bump lands now
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(5)
+    # A reader that sees pre-commit data caches it under the current version...
+    assert service.get_or_set("k", lambda: "pre-commit data", tags=["org:1"]).status == "MISS"
+    reader_done.set()
+    thread.join(5)
+    # ...and the commit's bump makes it stale.
+    assert service.get_or_set("k", lambda: "committed data", tags=["org:1"]).value == "committed data"
+
+
+def test_many_threads_on_a_cold_key_compute_it_once(service):
+    computed: list[int] = []
+    barrier = threading.Barrier(12)
+    results = []
+
+    def slow():
+        computed.append(1)
+        threading.Event().wait(0.3)
+        return "value"
+
+    def worker():
+        barrier.wait()
+        results.append(service.get_or_set("cold", slow, tags=["org:1"]))
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+    assert len(computed) == 1
+    assert [r.value for r in results] == ["value"] * 12
+    assert sorted(r.status for r in results).count("MISS") == 1
+
+
+def _process_worker(url, prefix, counter_key, barrier, queue):
+    svc = CacheService(url, prefix=prefix, wait_timeout=5.0)
+    counter = redis.Redis.from_url(url)
+
+    def slow():
+        counter.incr(counter_key)
+        threading.Event().wait(0.3)
+        return "value"
+
+    barrier.wait()
+    result = svc.get_or_set("cold-process", slow, tags=["org:1"])
+    queue.put((result.value, result.status))
+
+
+def test_several_processes_on_a_cold_key_compute_it_once():
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(4)
+    queue = context.Queue()
+    counter_key = f"{settings.CACHE_KEY_PREFIX}:test:computations"
+    processes = [
+        context.Process(
+            target=_process_worker, args=(settings.REDIS_URL, settings.CACHE_KEY_PREFIX, counter_key, barrier, queue)
+        )
+        for _ in range(4)
+    ]
+    for p in processes:
+        p.start()
+    results = [queue.get(timeout=20) for _ in processes]
+    for p in processes:
+        p.join(10)
+
+    assert int(redis.Redis.from_url(settings.REDIS_URL).get(counter_key)) == 1
+    assert [value for value, _ in results] == ["value"] * 4
+
+
+def test_an_expired_entry_is_served_stale_while_another_process_recomputes(service):
+    expired_at_once = Preset(ttl=0)
+    service.get_or_set("k", lambda: "old", tags=["org:1"], preset=expired_at_once)
+    # Another process holds the computation lock.
+    service._client.set(f"{service.prefix}l:default:k", "someone-else", px=5000)
+
+    result = service.get_or_set("k", lambda: "new", tags=["org:1"], preset=expired_at_once)
+    assert result == Result("old", "STALE")
+
+
+def test_a_tag_invalidated_entry_is_never_served_stale(service):
+    service.get_or_set("k", lambda: "old", tags=["org:1"], preset=Preset(ttl=0))
+    service.invalidate_tags("org:1", on_commit=False)
+    service._client.set(f"{service.prefix}l:default:k", "someone-else", px=300)
+
+    result = service.get_or_set("k", lambda: "new", tags=["org:1"])
+    assert result.value == "new"
+
+
+def test_a_waiter_computes_itself_when_the_lock_holder_died(service):
+    # The holder took the lock and died: its lock expires, the waiter takes over.
+    service._client.set(f"{service.prefix}l:default:k", "dead-holder", px=200)
+    result = service.get_or_set("k", lambda: "computed by the waiter", tags=["org:1"])
+    assert result == Result("computed by the waiter", "MISS")
+    assert service.get_or_set("k", lambda: "again", tags=["org:1"]).status == "HIT"
+
+
+def test_a_closed_port_means_bypass_not_errors():
+    svc = CacheService(f"redis://127.0.0.1:{closed_port()}/0")
+    computed: list[int] = []
+    first = svc.get_or_set("k", counting("v", computed), tags=["org:1"])
+    second = svc.get_or_set("k", counting("v", computed), tags=["org:1"])
+    svc.invalidate_tags("org:1", on_commit=False)
+    assert (first.status, second.status) == ("BYPASS", "BYPASS")
+    assert len(computed) == 2
+    assert svc.get("k") is None
+
+
+def test_a_killed_redis_gives_bypass_and_the_cache_recovers_when_it_returns(private_redis):
+    svc = CacheService(private_redis.url)
+    assert svc.get_or_set("k", lambda: "v1", tags=["org:1"]).status == "MISS"
+    assert svc.get_or_set("k", lambda: "v1", tags=["org:1"]).status == "HIT"
+
+    private_redis.kill()
+    assert svc.get_or_set("k", lambda: "down", tags=["org:1"]) == Result("down", "BYPASS")
+
+    private_redis.start()
+    statuses = [svc.get_or_set("k", lambda: "v2", tags=["org:1"]).status for _ in range(2)]
+    assert statuses == ["MISS", "HIT"]
+
+
+def test_an_invalidation_lost_to_a_frozen_redis_is_replayed_when_it_answers_again(private_redis):
+    writer = CacheService(private_redis.url, backoff_after_timeout=0)
+    reader = CacheService(private_redis.url)
+    reader.get_or_set("page", lambda: "before the change", tags=["org:1"], preset="long")
+
+    private_redis.freeze()  # keeps its data, answers nobody
+    writer.invalidate_tags("org:1", on_commit=False)  # times out: kept as pending
+    private_redis.thaw()
+
+    # The writer's next use of Redis replays the bump (and the outage epoch) first.
+    writer.get("anything")
+    assert reader.get_or_set("page", lambda: "after the change", tags=["org:1"]).value == "after the change"
+
+
+def _idle_writer(url, frozen, invalidated, done):
+    writer = CacheService(url, backoff_after_timeout=0)
+    assert frozen.wait(10)
+    writer.invalidate_tags("org:1", on_commit=False)  # times out: kept as pending
+    invalidated.set()
+    done.wait(10)  # idle: no request ever comes to replay it
+
+
+def test_an_invalidation_lost_by_a_process_that_then_stays_idle_still_reaches_the_readers(private_redis):
+    context = multiprocessing.get_context("fork")
+    frozen, invalidated, done = context.Event(), context.Event(), context.Event()
+    writer = context.Process(target=_idle_writer, args=(private_redis.url, frozen, invalidated, done))
+    writer.start()
+    reader = CacheService(private_redis.url)  # another process's view: it never sees the outage
+    reader.get_or_set("page", lambda: "before the change", tags=["org:1"], preset="long")
+
+    private_redis.freeze()
+    frozen.set()
+    assert invalidated.wait(10)
+    private_redis.thaw()
+
+    seen = []
+    for _ in range(100):
+        seen.append(reader.get_or_set("page", lambda: "after the change", tags=["org:1"]).value)
+        if seen[-1] == "after the change":
+            break
+        threading.Event().wait(0.05)
+    done.set()
+    writer.join(10)
+    assert seen[-1] == "after the change"
+    assert private_redis.client().get(f"{reader.prefix}t:{EPOCH_TAG}") is not None
+
+
+def test_statistics_count_hits_misses_and_errors_per_namespace_and_view(service):
+    service.get_or_set("k", lambda: 1, namespace="reports", view="reports.monthly")
+    service.get_or_set("k", lambda: 1, namespace="reports", view="reports.monthly")
+    CacheService(f"redis://127.0.0.1:{closed_port()}/0").get_or_set("k", lambda: 1, namespace="reports")
+
+    stats = service.stats()
+    assert stats["namespaces"]["reports"]["hits"] == 1
+    assert stats["namespaces"]["reports"]["misses"] == 1
+    assert stats["namespaces"]["reports"]["errors"] >= 1
+    assert stats["views"]["reports.monthly"]["hit_rate"] == 0.5
+
+
+def test_flush_drops_only_our_namespace(service):
+    foreign = redis.Redis.from_url(settings.REDIS_URL)
+    foreign.set("someone-else:key", "kept")
+    service.get_or_set("k", lambda: "v", tags=["org:1"])
+
+    removed = service.flush_namespace()
+    assert removed == 1
+    assert foreign.get("someone-else:key") == b"kept"
+    assert service.get_or_set("k", lambda: "v2", tags=["org:1"]).status == "MISS"
