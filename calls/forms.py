@@ -3,6 +3,7 @@ string) and the bulk-action forms."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -28,6 +29,13 @@ OUTCOME_CHOICES = [
     *[(value, label) for value, label in Call.Outcome.choices if value],
     (OUTCOME_UNKNOWN, "Unknown"),
 ]
+
+
+def check_year(day: date | None) -> date | None:
+    # Keeps date arithmetic (the day after "to") far from date.max.
+    if day is not None and not 1900 <= day.year <= 2999:
+        raise forms.ValidationError("Enter a date between the years 1900 and 2999.")
+    return day
 
 
 class CallListForm(forms.Form):
@@ -73,6 +81,12 @@ class CallListForm(forms.Form):
         if 0 < len(text) < SEARCH_MIN_LENGTH:
             raise forms.ValidationError(f"Type at least {SEARCH_MIN_LENGTH} characters to search.")
         return text
+
+    def clean_started_from(self) -> date | None:
+        return check_year(self.cleaned_data.get("started_from"))
+
+    def clean_started_to(self) -> date | None:
+        return check_year(self.cleaned_data.get("started_to"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

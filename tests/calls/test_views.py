@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from calls.listing import BEFORE, Position, Sort, encode_cursor
 from calls.models import Call
@@ -224,3 +226,28 @@ def test_another_orgs_call_detail_is_a_404_that_names_nothing(signed_in, other_o
     response = signed_in.get(reverse("calls:detail", args=[other_org_call.pk]))
     assert response.status_code == 404
     assert other_org_call.title not in response.text
+
+
+QUERY_PARAMS = ["q", "status", "outcome", "rep", "started_from", "started_to", "score_min", "score_max"]
+QUERY_PARAMS += ["sentiment", "sort", "size", "mode", "cursor", "fragment"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(
+        st.sampled_from(QUERY_PARAMS),
+        st.one_of(
+            st.text(max_size=40),
+            st.sampled_from(["9999-12-31", "0001-01-01", "-1", "1e9", "200", "%", "_", "-score", "scroll", "chunk"]),
+        ),
+        max_size=6,
+    ),
+    htmx=st.booleans(),
+)
+def test_any_query_string_gets_a_page_or_a_400_never_a_500(signed_in, call, params, htmx):
+    response = signed_in.get(reverse("calls:list"), params, headers=HTMX if htmx else {})
+    assert response.status_code in (200, 400)
+    api = signed_in.get(reverse("calls_api:list"), params)
+    assert api.status_code in (200, 400)
+    if api.status_code == 400:
+        assert set(api.json()["error"]) == {"code", "message", "fields"}
