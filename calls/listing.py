@@ -538,16 +538,19 @@ def table_summary(
 def with_selection_flag(queryset: QuerySet[Call], state: SelectionState) -> QuerySet[Call]:
     """Annotate `is_selected` on each row, in the rows query itself."""
     if state.selection_id is None:
-        return queryset.annotate(is_selected=Value(False, output_field=BooleanField()))
+        return queryset.annotate(
+            is_selected=Value(False, output_field=BooleanField()), selectable=Value(True, output_field=BooleanField())
+        )
     listed = Exists(SelectionItem.objects.filter(selection_id=state.selection_id, call_id=OuterRef("pk")))
     if not state.all_matching:
-        return queryset.annotate(is_selected=listed)
+        return queryset.annotate(is_selected=listed, selectable=Value(True, output_field=BooleanField()))
+    # "All matching" stores a filter: a call outside it cannot be ticked on its own.
+    in_filter = state.stored_filters.to_q()
     return queryset.annotate(
         is_selected=Case(
-            When(state.stored_filters.to_q() & ~listed, then=Value(True)),
-            default=Value(False),
-            output_field=BooleanField(),
-        )
+            When(in_filter & ~listed, then=Value(True)), default=Value(False), output_field=BooleanField()
+        ),
+        selectable=Case(When(in_filter, then=Value(True)), default=Value(False), output_field=BooleanField()),
     )
 
 

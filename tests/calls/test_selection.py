@@ -174,3 +174,11 @@ def test_every_selection_change_is_announced_for_the_cache(
     finally:
         selection_changed.disconnect(receiver)
     assert received == [{"organization_id": org.pk, "user_id": member.user.pk}] * 3
+
+
+def test_after_select_all_calls_outside_the_stored_filter_cannot_be_ticked(signed_in, many_calls):
+    signed_in.post(reverse("calls:select"), {"action": "all", "filters": "score_max=9"}, headers=HTMX)
+    page = signed_in.get(reverse("calls:list"), {"sort": "score", "size": 25})
+    disabled = {int(pk) for pk in re.findall(r'name="ids" value="(\d+)"[^>]*? disabled', page.text)}
+    assert disabled == {c.pk for c in many_calls if 10 <= c.score < 25}
+    assert checked_ids(page.text) == {c.pk for c in many_calls if c.score < 10}
