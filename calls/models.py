@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
-from typing import Self
+from typing import Any, Protocol, Self
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import BooleanField, Expression, F, Q, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -111,6 +111,52 @@ class ApiToken(models.Model):
             self.save(update_fields=["revoked_at"])
 
 
+class CallFilterLike(Protocol):
+    def to_q(self) -> Q: ...
+
+
+SEARCH_COLUMNS = ("title", "customer_name", "customer_company")
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SearchContains(Expression):
+    """`(title || ' ' || customer_name || ' ' || customer_company) ILIKE '%text%'`.
+
+    Written out rather than built from Concat + icontains because the trigram
+    index (migration 0002_dashboard_search) is on exactly this expression, and
+    Django's icontains would wrap it in UPPER() where the index cannot serve it."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.columns = [F(name) for name in SEARCH_COLUMNS]
+        self.pattern = Value(f"%{escape_like(text)}%")
+
+    def get_source_expressions(self) -> list[Any]:
+        return [*self.columns, self.pattern]
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        *self.columns, self.pattern = exprs
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for column in self.columns:
+            sql, column_params = compiler.compile(column)
+            parts.append(sql)
+            params.extend(column_params)
+        pattern_sql, pattern_params = compiler.compile(self.pattern)
+        joined = " || ' ' || ".join(parts)
+        if connection.vendor == "postgresql":
+            return f"(({joined}) ILIKE {pattern_sql})", [*params, *pattern_params]
+        # SQLite's LIKE ignores ASCII case already; the embedded default has no index for this.
+        return f"(({joined}) LIKE {pattern_sql} ESCAPE '\\')", [*params, *pattern_params]
+
+
 class CallQuerySet(models.QuerySet):
     def for_org(self, organization: Organization) -> Self:
         return self.filter(organization=organization)
@@ -120,6 +166,20 @@ class CallQuerySet(models.QuerySet):
 
     def started_between(self, start: datetime, end: datetime) -> Self:
         return self.filter(started_at__gte=start, started_at__lt=end)
+
+    def filtered(self, filters: CallFilterLike) -> Self:
+        """Apply the dashboard's filters (calls.listing.CallFilters)."""
+        return self.filter(filters.to_q())
+
+    def matching_search(self, text: str) -> Self:
+        """Calls whose title, customer name or company contain `text`, ignoring case.
+        On PostgreSQL the trigram index call_search_trgm serves this."""
+        return self.filter(SearchContains(text)) if text else self
+
+    def for_table(self) -> Self:
+        """The columns the dashboard shows, with the rep's name joined in the same
+        query (an annotation rather than select_related, so the rows query can be a UNION)."""
+        return self.annotate(rep_first_name=F("rep__first_name"), rep_last_name=F("rep__last_name"))
 
 
 class CallStatus(models.TextChoices):
@@ -257,6 +317,40 @@ class CallAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"Analysis of {self.call_id}"
+
+
+class CallSelection(models.Model):
+    """One person's selection of calls in one organization; it survives paging,
+    reloads and sign-outs. Either explicit (its items are the selected calls) or
+    "all matching" a stored filter (its items are then the calls unticked since),
+    so selecting a million calls stores one row, not a million ids."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="call_selections")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="call_selections")
+    all_matching = models.BooleanField(default=False)
+    filter_query = models.CharField(max_length=2000, blank=True, help_text="The filter's query string (all_matching).")
+    matching_count = models.PositiveIntegerField(null=True, blank=True, help_text="Matches when it was selected.")
+    matching_estimated = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="call_selection_unique_user_org")]
+
+    def __str__(self) -> str:
+        return f"Selection of {self.user} in {self.organization}"
+
+
+class SelectionItem(models.Model):
+    """A call ticked in an explicit selection, or unticked in an "all matching" one."""
+
+    selection = models.ForeignKey(CallSelection, on_delete=models.CASCADE, related_name="items")
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["selection", "call"], name="selection_item_unique_call")]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} in selection {self.selection_id}"
 
 
 class OutboundEmailQuerySet(models.QuerySet):

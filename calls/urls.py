@@ -1,3 +1,5 @@
+"""Calls pages: the dashboard, its selection and bulk actions, call detail."""
+
 from django.urls import path
 
 from calls import views
@@ -6,5 +8,9 @@ app_name = "calls"
 
 urlpatterns = [
     path("", views.call_list, name="list"),
+    path("selection/", views.selection_update, name="select"),
+    path("selection/export/", views.selection_export, name="export"),
+    path("selection/outcome/", views.selection_outcome, name="bulk_outcome"),
+    path("selection/delete/", views.selection_delete, name="bulk_delete"),
     path("<int:call_id>/", views.call_detail, name="detail"),
 ]

@@ -1,0 +1,103 @@
+"""Forms of the calls pages: the dashboard's filter form (read from the query
+string) and the bulk-action forms."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django import forms
+
+from calls.listing import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SORT,
+    MODES,
+    OUTCOME_UNKNOWN,
+    PAGE_SIZES,
+    SEARCH_MIN_LENGTH,
+    SENTIMENTS,
+    SORT_COLUMNS,
+)
+from calls.models import Call
+
+SORT_LABELS = {"started": "Started", "duration": "Duration", "score": "Score", "sentiment": "Sentiment"}
+SORT_CHOICES = [
+    (f"{prefix}{key}", f"{SORT_LABELS[key]} {'↓' if prefix else '↑'}") for key in SORT_COLUMNS for prefix in ("-", "")
+]
+OUTCOME_CHOICES = [
+    ("", "Any outcome"),
+    *[(value, label) for value, label in Call.Outcome.choices if value],
+    (OUTCOME_UNKNOWN, "Unknown"),
+]
+
+
+def check_year(day: date | None) -> date | None:
+    # Keeps date arithmetic (the day after "to") far from date.max.
+    if day is not None and not 1900 <= day.year <= 2999:
+        raise forms.ValidationError("Enter a date between the years 1900 and 2999.")
+    return day
+
+
+class CallListForm(forms.Form):
+    """The dashboard's filters, sort, page size and mode as GET parameters."""
+
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Title, customer or company", "autocomplete": "off"}
+        ),
+    )
+    status = forms.MultipleChoiceField(choices=Call.Status.choices, required=False, widget=forms.CheckboxSelectMultiple)
+    outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, required=False)
+    rep = forms.IntegerField(required=False, min_value=1, widget=forms.Select)
+    started_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    score_min = forms.IntegerField(
+        label="Score from", required=False, min_value=0, max_value=100, widget=forms.NumberInput(attrs={"size": 4})
+    )
+    score_max = forms.IntegerField(
+        label="Score to", required=False, min_value=0, max_value=100, widget=forms.NumberInput(attrs={"size": 4})
+    )
+    sentiment = forms.ChoiceField(
+        choices=[("", "Any sentiment"), *[(s, s.capitalize()) for s in SENTIMENTS]], required=False
+    )
+    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, initial=DEFAULT_SORT)
+    size = forms.TypedChoiceField(
+        label="Rows", choices=[(n, str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
+    )
+    mode = forms.ChoiceField(
+        choices=list(zip(MODES, ("Pages", "Infinite scroll"), strict=True)), required=False, initial="pages"
+    )
+
+    def __init__(self, *args: Any, reps: list[tuple[int, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["rep"].widget.choices = [("", "Any rep"), *(reps or [])]
+        self.fields["size"].initial = DEFAULT_PAGE_SIZE
+
+    def clean_q(self) -> str:
+        text = " ".join(self.cleaned_data.get("q", "").split())
+        if 0 < len(text) < SEARCH_MIN_LENGTH:
+            raise forms.ValidationError(f"Type at least {SEARCH_MIN_LENGTH} characters to search.")
+        return text
+
+    def clean_started_from(self) -> date | None:
+        return check_year(self.cleaned_data.get("started_from"))
+
+    def clean_started_to(self) -> date | None:
+        return check_year(self.cleaned_data.get("started_to"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("score_min"), data.get("score_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("score_max", "“Score to” must not be below “Score from”.")
+        start, end = data.get("started_from"), data.get("started_to")
+        if start is not None and end is not None and start > end:
+            self.add_error("started_to", "“To” must not be before “From”.")
+        return data
+
+
+class BulkOutcomeForm(forms.Form):
+    outcome = forms.ChoiceField(choices=[(v, label) for v, label in Call.Outcome.choices])
