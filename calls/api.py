@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from calliq.decorators import api_organization_required
 from calliq.http import OrgRequest
@@ -18,6 +18,7 @@ from calliq.middleware import api_error
 from calls.listing import InvalidCursor, Listing, calls_page, parse_listing, table_summary
 from calls.models import Call
 from calls.templatetags.calls_extras import rep_name
+from resilience.cache import cached_view
 
 
 def call_json(call: Call) -> dict[str, Any]:
@@ -48,8 +49,9 @@ def page_url(request: OrgRequest, listing: Listing, cursor: str | None) -> str |
     )
 
 
-@require_GET
+@require_safe
 @api_organization_required
+@cached_view(preset="short", tags=["org:{org}"])
 def call_list(request: OrgRequest) -> JsonResponse:
     listing = parse_listing(request.GET)
     if listing.errors:
@@ -72,8 +74,9 @@ def call_list(request: OrgRequest) -> JsonResponse:
     )
 
 
-@require_GET
+@require_safe
 @api_organization_required
+@cached_view(preset="short", tags=["org:{org}", "call:{call_id}"])
 def call_detail(request: OrgRequest, call_id: int) -> JsonResponse:
     call = Call.objects.for_org(request.organization).select_related("rep", "analysis").filter(pk=call_id).first()
     if call is None:

@@ -20,7 +20,7 @@ from django.http import HttpResponse, HttpResponseBadRequest, QueryDict, Streami
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
@@ -40,6 +40,7 @@ from calls.listing import (
     table_page,
 )
 from calls.models import Call, Organization
+from resilience.cache import cached_view
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).
 WINDOW_PAGES = 5
@@ -128,9 +129,11 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 @organization_required
 @vary_on_headers("HX-Request")
+# Per user: the table shows the person's own selection and role-dependent actions.
+@cached_view(preset="per_user", tags=["org:{org}", "selection:{org}:{user}"])
 def call_list(request: OrgRequest) -> HttpResponse:
     listing = parse_listing(request.GET)
     status = 400 if listing.errors else 200
@@ -305,8 +308,9 @@ def pipeline_steps(call: Call) -> list[dict[str, str]]:
     return steps
 
 
-@require_GET
+@require_safe
 @organization_required
+@cached_view(preset="per_user", tags=["org:{org}", "call:{call_id}"])
 def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
     call = get_object_or_404(
         Call.objects.for_org(request.organization).select_related("rep", "transcript", "analysis"), pk=call_id

@@ -14,6 +14,7 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
 from calls.events import calls_bulk_changed
+from calls.listing import selection_changed
 from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
 from resilience.cache.service import invalidate_tags, user_tag
 
@@ -28,6 +29,10 @@ def org_tag(organization_id: int) -> str:
 
 def call_tag(call_id: int) -> str:
     return f"call:{call_id}"
+
+
+def selection_tag(organization_id: int, user_id: int) -> str:
+    return f"selection:{organization_id}:{user_id}"
 
 
 def call_changed(sender: type, instance: Call, **kwargs: object) -> None:
@@ -58,6 +63,11 @@ def calls_bulk_change_received(
     invalidate_tags(*tags)
 
 
+def selection_changed_received(sender: type, organization_id: int, user_id: int, **kwargs: object) -> None:
+    # The calls table shows the person's selection; nothing else depends on it.
+    invalidate_tags(selection_tag(organization_id, user_id), on_commit=False)
+
+
 def membership_changed(sender: type, instance: Membership, **kwargs: object) -> None:
     # A role or a membership changes what a user may see.
     invalidate_tags(user_tag(instance.user_id))
@@ -82,5 +92,6 @@ def connect() -> None:
         post_save.connect(receiver, sender=model, dispatch_uid=f"cache-save-{model.__name__}")
         post_delete.connect(receiver, sender=model, dispatch_uid=f"cache-delete-{model.__name__}")
     calls_bulk_changed.connect(calls_bulk_change_received, dispatch_uid="cache-bulk-change")
+    selection_changed.connect(selection_changed_received, dispatch_uid="cache-selection-change")
     user_logged_in.connect(user_signed_in_or_out, dispatch_uid="cache-user-logged-in")
     user_logged_out.connect(user_signed_in_or_out, dispatch_uid="cache-user-logged-out")

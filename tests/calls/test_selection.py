@@ -39,12 +39,16 @@ def toggle(client, call_id: int, *, selected: bool):
     return client.post(reverse("calls:select"), data, headers=HTMX)
 
 
-def test_ticked_calls_stay_ticked_across_pages_and_reloads(signed_in, org, member, many_calls):
+def test_ticked_calls_stay_ticked_across_pages_and_reloads(
+    signed_in, org, member, many_calls, django_capture_on_commit_callbacks
+):
     first_page = signed_in.get(reverse("calls:list"), {"size": 25, "sort": "score"})
     second_url = re.search(r'href="([^"]+)" hx-get="[^"]+" rel="next"', first_page.text).group(1)
     second_url = second_url.replace("&amp;", "&")
-    toggle(signed_in, many_calls[0].pk, selected=True)
-    toggle(signed_in, many_calls[30].pk, selected=True)
+    # The page was cached; the selection's change reaches the cache on commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        toggle(signed_in, many_calls[0].pk, selected=True)
+        toggle(signed_in, many_calls[30].pk, selected=True)
 
     assert checked_ids(signed_in.get(reverse("calls:list"), {"size": 25, "sort": "score"}).text) == {many_calls[0].pk}
     assert checked_ids(signed_in.get(second_url).text) == {many_calls[30].pk}
@@ -182,3 +186,16 @@ def test_after_select_all_calls_outside_the_stored_filter_cannot_be_ticked(signe
     disabled = {int(pk) for pk in re.findall(r'name="ids" value="(\d+)"[^>]*? disabled', page.text)}
     assert disabled == {c.pk for c in many_calls if 10 <= c.score < 25}
     assert checked_ids(page.text) == {c.pk for c in many_calls if c.score < 10}
+
+
+def test_a_cached_table_shows_a_selection_change_on_the_next_request(
+    signed_in, many_calls, django_capture_on_commit_callbacks
+):
+    url = reverse("calls:list")
+    assert signed_in.get(url).headers["X-Cache"] == "MISS"
+    assert signed_in.get(url).headers["X-Cache"] == "HIT"
+    with django_capture_on_commit_callbacks(execute=True):
+        toggle(signed_in, many_calls[59].pk, selected=True)
+    response = signed_in.get(url)
+    assert response.headers["X-Cache"] == "MISS"
+    assert checked_ids(response.text) == {many_calls[59].pk}
