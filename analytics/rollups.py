@@ -1,0 +1,342 @@
+"""Building and repairing the daily rollups from the calls.
+
+One set of aggregate expressions (`call_measures`) describes every measure;
+the raw path of the dashboard aggregates calls with it and the rollup builder
+stores its per-(day, rep, outcome) result, so both paths are the same
+arithmetic by construction. A rebuild is idempotent: it deletes the rows of
+the days it covers and inserts them again from the calls (INSERT … SELECT on
+PostgreSQL), so it never drifts the way +1/-1 deltas can.
+
+Concurrency: every rebuild of an organization's rows runs in a transaction
+holding that organization's advisory lock (PostgreSQL), so two writers of the
+same organization rebuild one after the other, and the second one's SELECT
+(READ COMMITTED: a fresh snapshot per statement) sees the first one's calls.
+One lock per organization rather than per day keeps a transaction that
+touches several days from deadlocking with another.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DecimalField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, ExtractHour, TruncDate
+from django.utils import timezone
+
+from analytics.models import (
+    HOURS,
+    MEASURE_DECIMALS,
+    SENTIMENT_BUCKETS,
+    DailyRollup,
+    TopicDayRollup,
+    TopicRollup,
+    bucket_field,
+    hour_field,
+)
+from calls.models import Call
+
+# Upper bounds of the sentiment buckets (the last one is open): see DailyRollup.
+SENTIMENT_EDGES = (-0.6, -0.2, 0.2, 0.6)
+MEASURE = DecimalField(max_digits=9, decimal_places=MEASURE_DECIMALS)
+# Namespaces the advisory lock keys (bigint space) so they can't collide with other users of advisory locks.
+LOCK_NAMESPACE = (zlib.crc32(b"calliq.analytics.rollups") & 0x7FFFFFFF) << 32
+
+
+# --- Days in the settings time zone ------------------------------------------------
+
+
+def local_tz() -> timezone.tzinfo:
+    """Days are calendar days in settings.TIME_ZONE, for the raw and the rollup path alike."""
+    return timezone.get_default_timezone()
+
+
+def day_start(day: date) -> datetime:
+    """The aware moment a local day starts."""
+    return datetime.combine(day, time.min, tzinfo=local_tz())
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """[start, end) of the local days first..last inclusive."""
+    return day_start(first), day_start(last + timedelta(days=1))
+
+
+def local_day(moment: datetime) -> date:
+    return timezone.localtime(moment, local_tz()).date()
+
+
+# --- The measures, shared by the raw path and the rollup builder ------------------------
+
+
+def with_local_time(calls: QuerySet[Call]) -> QuerySet[Call]:
+    tz = local_tz()
+    return calls.annotate(local_day=TruncDate("started_at", tzinfo=tz)).alias(
+        local_hour=ExtractHour("started_at", tzinfo=tz)
+    )
+
+
+def _exact_sum(field: str) -> Coalesce:
+    return Coalesce(Sum(Cast(field, MEASURE)), Value(Decimal(0)), output_field=DecimalField())
+
+
+def _int_sum(field: str) -> Coalesce:
+    return Coalesce(Sum(field), Value(0), output_field=BigIntegerField())
+
+
+def sentiment_bucket_filters() -> list[Q]:
+    edges = SENTIMENT_EDGES
+    filters = [Q(sentiment__lt=edges[0])]
+    filters += [Q(sentiment__gte=low, sentiment__lt=high) for low, high in zip(edges, edges[1:], strict=False)]
+    filters.append(Q(sentiment__gte=edges[-1]))
+    return filters
+
+
+def call_measures() -> dict[str, object]:
+    """Aggregates over calls (annotated by `with_local_time`), named like DailyRollup's columns."""
+    measures: dict[str, object] = {
+        "calls": Count("id"),
+        "completed": Count("id", filter=Q(status=Call.Status.COMPLETED)),
+        "failed": Count("id", filter=Q(status=Call.Status.FAILED)),
+        "duration_sum": _int_sum("duration_seconds"),
+        "score_sum": _int_sum("score"),
+        "score_count": Count("score"),
+        "sentiment_sum": _exact_sum("sentiment"),
+        "sentiment_count": Count("sentiment"),
+        "talk_ratio_sum": _exact_sum("talk_ratio"),
+        "talk_ratio_count": Count("talk_ratio"),
+    }
+    for index, condition in enumerate(sentiment_bucket_filters()):
+        measures[bucket_field(index)] = Count("id", filter=condition)
+    for hour in HOURS:
+        measures[hour_field(hour)] = Count("id", filter=Q(local_hour=hour))
+    return measures
+
+
+MEASURE_FIELDS = [
+    "calls", "completed", "failed", "duration_sum", "score_sum", "score_count", "sentiment_sum",
+    "sentiment_count", "talk_ratio_sum", "talk_ratio_count",
+    *[bucket_field(i) for i in range(SENTIMENT_BUCKETS)], *[hour_field(h) for h in HOURS],
+]  # fmt: skip
+
+
+def rollup_measures() -> dict[str, object]:
+    """The same measures, re-aggregated from DailyRollup rows."""
+    return {
+        name: Coalesce(
+            Sum(name),
+            Value(Decimal(0) if name.endswith(("sentiment_sum", "talk_ratio_sum")) else 0),
+            output_field=DecimalField() if name in {"sentiment_sum", "talk_ratio_sum"} else BigIntegerField(),
+        )
+        for name in MEASURE_FIELDS
+    }
+
+
+# --- Topics ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicQuery:
+    """Counts of calls per topic over calls of one organization in [start, end)."""
+
+    organization_id: int
+    start: datetime | None
+    end: datetime | None
+    rep_id: int | None = None
+    outcome: str | None = None
+
+
+def _topic_where(query: TopicQuery) -> tuple[str, list[object]]:
+    clauses = ["c.organization_id = %s"]
+    params: list[object] = [query.organization_id]
+    if query.start is not None:
+        clauses.append("c.started_at >= %s")
+        params.append(query.start)
+    if query.end is not None:
+        clauses.append("c.started_at < %s")
+        params.append(query.end)
+    if query.rep_id is not None:
+        clauses.append("c.rep_id = %s")
+        params.append(query.rep_id)
+    if query.outcome is not None:
+        clauses.append("c.outcome = %s")
+        params.append(query.outcome)
+    return " AND ".join(clauses), params
+
+
+def topic_source_sql(query: TopicQuery) -> tuple[str, list[object]]:
+    """FROM/WHERE over one row per (call, distinct normalised topic), PostgreSQL only;
+    columns: c (the call), day (local date), t.topic."""
+    where, params = _topic_where(query)
+    sql = f"""
+        FROM calls_call c
+        JOIN calls_callanalysis a ON a.call_id = c.id
+        CROSS JOIN LATERAL (
+            SELECT DISTINCT lower(btrim(x)) AS topic
+            FROM jsonb_array_elements_text(
+                CASE WHEN jsonb_typeof(a.topics) = 'array' THEN a.topics ELSE '[]'::jsonb END
+            ) AS x
+        ) t
+        WHERE {where} AND t.topic <> ''
+    """
+    return sql, params
+
+
+def local_day_sql() -> tuple[str, list[object]]:
+    return "(c.started_at AT TIME ZONE %s)::date", [timezone.get_default_timezone_name()]
+
+
+def python_topic_rows(query: TopicQuery) -> Iterable[tuple[date, int | None, str, str]]:
+    """(day, rep_id, outcome, topic) per call and distinct topic: the portable path (SQLite)."""
+    calls = Call.objects.filter(organization_id=query.organization_id, analysis__isnull=False)
+    if query.start is not None:
+        calls = calls.filter(started_at__gte=query.start)
+    if query.end is not None:
+        calls = calls.filter(started_at__lt=query.end)
+    if query.rep_id is not None:
+        calls = calls.filter(rep_id=query.rep_id)
+    if query.outcome is not None:
+        calls = calls.filter(outcome=query.outcome)
+    for started_at, rep_id, outcome, topics in calls.values_list(
+        "started_at", "rep_id", "outcome", "analysis__topics"
+    ).iterator():
+        if not isinstance(topics, list):
+            continue
+        names = {str(t).strip().lower() for t in topics if isinstance(t, str | int | float)}
+        for topic in names - {""}:
+            yield local_day(started_at), rep_id, outcome, topic
+
+
+# --- Rebuilding ---------------------------------------------------------------------------
+
+
+def _lock_organization(organization_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_NAMESPACE + organization_id])
+
+
+def rebuild_rollups(organization_id: int, first: date | None = None, last: date | None = None) -> int:
+    """Recompute the organization's rollups for local days first..last
+    (inclusive; both None: every day). Idempotent; returns DailyRollup rows written."""
+    if (first is None) != (last is None):
+        raise ValueError("Give both first and last, or neither.")
+    start = end = None
+    if first is not None:
+        start, end = day_bounds(first, last)
+    with transaction.atomic():
+        _lock_organization(organization_id)
+        daily = DailyRollup.objects.filter(organization_id=organization_id)
+        topics = TopicRollup.objects.filter(organization_id=organization_id)
+        topic_days = TopicDayRollup.objects.filter(organization_id=organization_id)
+        if first is not None:
+            daily = daily.filter(day__gte=first, day__lte=last)
+            topics = topics.filter(day__gte=first, day__lte=last)
+            topic_days = topic_days.filter(day__gte=first, day__lte=last)
+        for rows in (daily, topics, topic_days):
+            rows._raw_delete(rows.db)
+        written = _insert_daily(organization_id, start, end)
+        _insert_topics(TopicQuery(organization_id, start, end))
+        _insert_topic_days(organization_id, first, last)
+    return written
+
+
+def _insert_daily(organization_id: int, start: datetime | None, end: datetime | None) -> int:
+    calls = Call.objects.filter(organization_id=organization_id)
+    if start is not None:
+        calls = calls.filter(started_at__gte=start, started_at__lt=end)
+    grouped = with_local_time(calls).values("local_day", "rep_id", "outcome").annotate(**call_measures()).order_by()
+    if connection.vendor != "postgresql":
+        rows = [DailyRollup(organization_id=organization_id, day=row.pop("local_day"), **row) for row in grouped]
+        DailyRollup.objects.bulk_create(rows, batch_size=500)
+        return len(rows)
+    select_sql, params = grouped.query.sql_with_params()
+    columns = ", ".join(MEASURE_FIELDS)
+    sql = (
+        f"INSERT INTO {DailyRollup._meta.db_table} (organization_id, day, rep_id, outcome, {columns}) "
+        f"SELECT %s, q.local_day, q.rep_id, q.outcome, {', '.join('q.' + c for c in MEASURE_FIELDS)} "
+        f"FROM ({select_sql}) q"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [organization_id, *params])
+        return cursor.rowcount
+
+
+def _insert_topics(query: TopicQuery) -> None:
+    if connection.vendor != "postgresql":
+        counts = Counter(python_topic_rows(query))
+        TopicRollup.objects.bulk_create(
+            [
+                TopicRollup(
+                    organization_id=query.organization_id,
+                    day=day,
+                    rep_id=rep_id,
+                    outcome=outcome,
+                    topic=topic,
+                    calls=n,
+                )  # fmt: skip
+                for (day, rep_id, outcome, topic), n in counts.items()
+            ],
+            batch_size=500,
+        )
+        return
+    source, params = topic_source_sql(query)
+    day_sql, day_params = local_day_sql()
+    sql = (
+        f"INSERT INTO {TopicRollup._meta.db_table} (organization_id, day, rep_id, outcome, topic, calls) "
+        f"SELECT c.organization_id, {day_sql}, c.rep_id, c.outcome, t.topic, COUNT(*) {source} "
+        "GROUP BY 1, 2, 3, 4, 5"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*day_params, *params])
+
+
+def _insert_topic_days(organization_id: int, first: date | None, last: date | None) -> None:
+    fine = TopicRollup.objects.filter(organization_id=organization_id)
+    if first is not None:
+        fine = fine.filter(day__gte=first, day__lte=last)
+    totals = fine.values("day", "topic").annotate(total=Sum("calls")).order_by()
+    if connection.vendor != "postgresql":
+        TopicDayRollup.objects.bulk_create(
+            [
+                TopicDayRollup(organization_id=organization_id, day=r["day"], topic=r["topic"], calls=r["total"])
+                for r in totals
+            ],
+            batch_size=500,
+        )
+        return
+    select_sql, params = totals.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TopicDayRollup._meta.db_table} (organization_id, day, topic, calls) "
+            f"SELECT %s, q.day, q.topic, q.total FROM ({select_sql}) q",
+            [organization_id, *params],
+        )
+
+
+def rebuild_days(organization_id: int, days: Iterable[date]) -> None:
+    """Recompute the given local days of one organization, one contiguous run at a time."""
+    ordered = sorted(set(days))
+    if not ordered:
+        return
+    with transaction.atomic():
+        run_first = run_last = ordered[0]
+        for day in ordered[1:]:
+            if day == run_last + timedelta(days=1):
+                run_last = day
+                continue
+            rebuild_rollups(organization_id, run_first, run_last)
+            run_first = run_last = day
+        rebuild_rollups(organization_id, run_first, run_last)
