@@ -249,7 +249,6 @@ def _topic_totals(organization: Organization, params: AnalyticsParams, source: S
             .order_by("-current", "topic")[:TOP_TOPICS]
         )
         return [(r["topic"], r["current"], r["previous"]) for r in totals]
-    start, _ = day_bounds(params.first, params.last)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for day, topic, n in _raw_topic_day_counts(organization, params, params.previous_first):
         counts[topic][0 if day >= params.first else 1] += n

@@ -17,6 +17,7 @@ touches several days from deadlocking with another.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -99,7 +100,7 @@ def _int_sum(field: str) -> Coalesce:
 def sentiment_bucket_filters() -> list[Q]:
     edges = SENTIMENT_EDGES
     filters = [Q(sentiment__lt=edges[0])]
-    filters += [Q(sentiment__gte=low, sentiment__lt=high) for low, high in zip(edges, edges[1:], strict=False)]
+    filters += [Q(sentiment__gte=low, sentiment__lt=high) for low, high in itertools.pairwise(edges)]
     filters.append(Q(sentiment__gte=edges[-1]))
     return filters
 
@@ -286,7 +287,7 @@ def _insert_topics(query: TopicQuery) -> None:
                     outcome=outcome,
                     topic=topic,
                     calls=n,
-                )  # fmt: skip
+                )
                 for (day, rep_id, outcome, topic), n in counts.items()
             ],
             batch_size=500,
