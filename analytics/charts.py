@@ -54,8 +54,8 @@ def _x_labels(chart: Chart, days: list[str], slot: float) -> list[dict]:
 
 
 def stacked_bars(rows: list[dict], keys: list[str]) -> Chart:
-    """One bar per row (a day), stacked by `keys` in order."""
-    chart = Chart()
+    """One bar per row (a day), stacked by `keys` in order; drawn full width."""
+    chart = Chart(width=1200, height=260, right=1200 - RIGHT, bottom=260 - BOTTOM)
     top = nice_max(max((row["total"] for row in rows), default=0))
     plot_height = chart.bottom - chart.top
     slot = (chart.right - chart.left) / max(1, len(rows))
