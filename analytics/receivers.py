@@ -17,7 +17,7 @@ from datetime import date, datetime
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from analytics.rollups import local_day, rebuild_days, rebuild_rollups
+from analytics.rollups import analyze_rollups, local_day, rebuild_days, rebuild_rollups
 from calls.events import calls_bulk_changed
 from calls.models import Call, CallAnalysis, Organization
 
@@ -115,6 +115,7 @@ def calls_changed_in_bulk(
     a bulk move to other days is recomputed on both sides."""
     if started_between is None:
         rebuild_rollups(organization_id)
+        analyze_rollups()
         return
     first, last = local_day(started_between[0]), local_day(started_between[1])
     if call_ids:

@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum, Value
+from django.db.models import BigIntegerField, Case, Count, DateField, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from analytics.models import (
@@ -67,6 +67,7 @@ SENTIMENT_RANGES = ["< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.6", ">= 0
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 LEADERBOARD_SORTS = {"calls", "score", "talk_ratio", "win_rate", "talk_time", "name"}
 FOUR = Decimal("0.0001")
+HOUR_FIELDS = [(hour, hour_field(hour)) for hour in HOURS]
 
 
 @dataclass(frozen=True)
@@ -188,16 +189,23 @@ def _filtered(rows: QuerySet, params: AnalyticsParams) -> QuerySet:
 
 
 def _daily_rows(organization: Organization, params: AnalyticsParams, source: Source) -> list[dict]:
-    """Rows of (day, outcome, every measure) over the previous and the current period."""
+    """Rows of (day, outcome, every measure): per day in the current period, and
+    with day None for the whole previous period (only its totals are shown)."""
     if source == "rollup":
         rows = DailyRollup.objects.filter(
             organization=organization, day__gte=params.previous_first, day__lte=params.last
         )
-        return list(_filtered(rows, params).values("day", "outcome").annotate(**rollup_measures()).order_by())
+        period_day = Case(When(day__lt=params.first, then=Value(None)), default=F("day"), output_field=DateField())
+        grouped = _filtered(rows, params).annotate(period_day=period_day).values("period_day", "outcome")
+        return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**rollup_measures()).order_by()]
     start, end = day_bounds(params.previous_first, params.last)
     calls = _filtered(Call.objects.for_org(organization).started_between(start, end), params)
-    grouped = with_local_time(calls).values("local_day", "outcome").annotate(**call_measures()).order_by()
-    return [{"day": row.pop("local_day"), **row} for row in grouped]
+    start_of_current = day_bounds(params.first, params.first)[0]
+    period_day = Case(
+        When(started_at__lt=start_of_current, then=Value(None)), default=F("local_day"), output_field=DateField()
+    )
+    grouped = with_local_time(calls).annotate(period_day=period_day).values("period_day", "outcome")
+    return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**call_measures()).order_by()]
 
 
 def _leader_measures(prefix: str = "") -> dict[str, object]:
@@ -206,7 +214,7 @@ def _leader_measures(prefix: str = "") -> dict[str, object]:
         lost = Coalesce(Sum("calls", filter=Q(outcome="lost")), Value(0), output_field=BigIntegerField())
         names = ["calls", "duration_sum", "score_sum", "score_count", "talk_ratio_sum", "talk_ratio_count"]
         # won/lost first: once "calls" is an annotation, Sum("calls") would mean the aggregate.
-        return {"won": won, "lost": lost} | {n: rollup_measures()[n] for n in names}
+        return {"won": won, "lost": lost} | {n: Sum(n) for n in names}
     return {
         "calls": Count("id"),
         "duration_sum": _int_sum("duration_seconds"),
@@ -231,13 +239,15 @@ def _leader_rows(organization: Organization, params: AnalyticsParams, source: So
     return list(calls.values(*REP_NAME_FIELDS).annotate(**_leader_measures()).order_by())
 
 
+def _topic_table(params: AnalyticsParams) -> type[TopicRollup] | type[TopicDayRollup]:
+    """Per-rep topic rows only when filtering by rep: the per-outcome table is 8x smaller."""
+    return TopicDayRollup if params.rep_id is None else TopicRollup
+
+
 def _topic_totals(organization: Organization, params: AnalyticsParams, source: Source) -> list[tuple]:
     """(topic, current calls, previous calls) for the top topics of the current period."""
     if source == "rollup":
-        if params.rep_id is None and params.outcome is None:
-            rows = TopicDayRollup.objects.filter(organization=organization)
-        else:
-            rows = _filtered(TopicRollup.objects.filter(organization=organization), params)
+        rows = _filtered(_topic_table(params).objects.filter(organization=organization), params)
         rows = rows.filter(day__gte=params.previous_first, day__lte=params.last)
         totals = (
             rows.values("topic")
@@ -287,10 +297,7 @@ def _topic_daily(
         return []
     if source == "raw":
         return _raw_topic_day_counts(organization, params, params.first, topics)
-    if params.rep_id is None and params.outcome is None:
-        rows = TopicDayRollup.objects.filter(organization=organization)
-    else:
-        rows = _filtered(TopicRollup.objects.filter(organization=organization), params)
+    rows = _filtered(_topic_table(params).objects.filter(organization=organization), params)
     rows = rows.filter(day__gte=params.first, day__lte=params.last, topic__in=topics)
     return [(r["day"], r["topic"], r["n"]) for r in rows.values("day", "topic").annotate(n=Sum("calls")).order_by()]
 
@@ -340,14 +347,14 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
     heatmap = [[0] * 24 for _ in WEEKDAYS]
     for row in daily_rows:
         outcome = OUTCOME_NAME.get(row["outcome"], row["outcome"])
-        if row["day"] < params.first:
+        if row["day"] is None:
             previous.add(row, outcome)
             continue
         current.add(row, outcome)
         per_day[row["day"]].add(row, outcome)
-        weekday = row["day"].weekday()
-        for hour in HOURS:
-            heatmap[weekday][hour] += row[hour_field(hour)]
+        cells = heatmap[row["day"].weekday()]
+        for hour, name in HOUR_FIELDS:
+            cells[hour] += row[name]
 
     outcome_keys = [key for key, _ in OUTCOMES]
     calls_per_day, score_trend, sentiment_trend = [], [], []

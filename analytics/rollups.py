@@ -134,15 +134,9 @@ MEASURE_FIELDS = [
 
 
 def rollup_measures() -> dict[str, object]:
-    """The same measures, re-aggregated from DailyRollup rows."""
-    return {
-        name: Coalesce(
-            Sum(name),
-            Value(Decimal(0) if name.endswith(("sentiment_sum", "talk_ratio_sum")) else 0),
-            output_field=DecimalField() if name in {"sentiment_sum", "talk_ratio_sum"} else BigIntegerField(),
-        )
-        for name in MEASURE_FIELDS
-    }
+    """The same measures, re-aggregated from DailyRollup rows. No COALESCE: every
+    stored sum is NOT NULL, so a group's sum is never NULL."""
+    return {name: Sum(name) for name in MEASURE_FIELDS}
 
 
 # --- Topics ----------------------------------------------------------------------------
@@ -304,15 +298,30 @@ def _insert_topics(query: TopicQuery) -> None:
         cursor.execute(sql, [*day_params, *params])
 
 
+def analyze_rollups() -> None:
+    """Refresh the planner's statistics after rebuilding many rows (PostgreSQL), so
+    dashboard queries keep their index plans without waiting for autovacuum."""
+    if connection.vendor == "postgresql":
+        tables = ", ".join(m._meta.db_table for m in (DailyRollup, TopicRollup, TopicDayRollup))
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+
+
 def _insert_topic_days(organization_id: int, first: date | None, last: date | None) -> None:
     fine = TopicRollup.objects.filter(organization_id=organization_id)
     if first is not None:
         fine = fine.filter(day__gte=first, day__lte=last)
-    totals = fine.values("day", "topic").annotate(total=Sum("calls")).order_by()
+    totals = fine.values("day", "outcome", "topic").annotate(total=Sum("calls")).order_by()
     if connection.vendor != "postgresql":
         TopicDayRollup.objects.bulk_create(
             [
-                TopicDayRollup(organization_id=organization_id, day=r["day"], topic=r["topic"], calls=r["total"])
+                TopicDayRollup(
+                    organization_id=organization_id,
+                    day=r["day"],
+                    outcome=r["outcome"],
+                    topic=r["topic"],
+                    calls=r["total"],
+                )
                 for r in totals
             ],
             batch_size=500,
@@ -321,8 +330,8 @@ def _insert_topic_days(organization_id: int, first: date | None, last: date | No
     select_sql, params = totals.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {TopicDayRollup._meta.db_table} (organization_id, day, topic, calls) "
-            f"SELECT %s, q.day, q.topic, q.total FROM ({select_sql}) q",
+            f"INSERT INTO {TopicDayRollup._meta.db_table} (organization_id, day, outcome, topic, calls) "
+            f"SELECT %s, q.day, q.outcome, q.topic, q.total FROM ({select_sql}) q",
             [organization_id, *params],
         )
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from analytics.rollups import local_day, local_tz, rebuild_rollups
+from analytics.rollups import analyze_rollups, local_day, local_tz, rebuild_rollups
 from calls.models import Organization
 
 
@@ -27,4 +27,6 @@ def repair_recent_rollups(days: int = 3) -> int:
 @shared_task(acks_late=True)
 def rebuild_all_rollups() -> int:
     """Rebuild every organization's rollups from scratch, one organization per transaction."""
-    return sum(rebuild_rollups(org_id) for org_id in Organization.objects.values_list("id", flat=True))
+    written = sum(rebuild_rollups(org_id) for org_id in Organization.objects.values_list("id", flat=True))
+    analyze_rollups()
+    return written

@@ -157,6 +157,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "calliq")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Analytics rollups: repair the recent days often, rebuild everything nightly (both idempotent).
+CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
+    "task": "analytics.tasks.repair_recent_rollups",
+    "schedule": 15 * 60,
+}
+CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {"task": "analytics.tasks.rebuild_all_rollups", "schedule": 24 * 3600}
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from analytics.rollups import local_day, rebuild_rollups
+from analytics.rollups import analyze_rollups, local_day, rebuild_rollups
 from calls.models import Organization
 
 
@@ -37,4 +37,5 @@ class Command(BaseCommand):
             rows = rebuild_rollups(org.pk, first, last)
             elapsed = time.perf_counter() - started
             self.stdout.write(f"{org.slug}: {rows:,} daily rollup rows in {elapsed:.2f} s")
+        analyze_rollups()
         self.stdout.write(self.style.SUCCESS("Rollups rebuilt."))
