@@ -162,7 +162,10 @@ CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
     "task": "analytics.tasks.repair_recent_rollups",
     "schedule": 15 * 60,
 }
-CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {"task": "analytics.tasks.rebuild_all_rollups", "schedule": 24 * 3600}
+CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {
+    "task": "analytics.tasks.rebuild_all_rollups",
+    "schedule": 24 * 3600,
+}
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that
