@@ -103,6 +103,7 @@ STATUS_WEIGHTS = [
     (Call.Status.TRANSCRIBING, 0.01),
     (Call.Status.UPLOADED, 0.01),
 ]
+IN_PIPELINE = {Call.Status.UPLOADED, Call.Status.TRANSCRIBING, Call.Status.ANALYZING}
 # Weekdays carry most calls; business hours peak mid-morning and mid-afternoon.
 WEEKDAY_WEIGHTS = [1.0, 1.05, 1.05, 1.0, 0.85, 0.12, 0.06]
 HOUR_WEIGHTS = [0, 0, 0, 0, 0, 0, 0, 0.2, 0.6, 1.0, 1.1, 0.9, 0.5, 0.8, 1.0, 1.05, 0.9, 0.6, 0.25, 0.1, 0, 0, 0, 0]
@@ -261,9 +262,9 @@ class CallGenerator:
         started_at = self.started_at()
         duration = int(min(5400, max(30, rng.lognormvariate(6.2 + 0.15 * rep.skill, 0.55))))
         status = rng.choices(self.status_values, cum_weights=self.cumulative_status)[0]
-        # Calls still in the pipeline are recent ones.
-        if status in {Call.Status.UPLOADED, Call.Status.TRANSCRIBING, Call.Status.ANALYZING}:
-            started_at = self.anchor - timedelta(minutes=rng.randrange(5, 600))
+        # Only the last day's calls can still be in the pipeline; older ones finished.
+        if status in IN_PIPELINE and self.anchor - started_at > timedelta(days=1):
+            status = Call.Status.COMPLETED
         score = sentiment = talk_ratio = None
         outcome = ""
         failure_reason = ""

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included: Python packages (with dev ones),
+# Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff and
+# pytest against the real services. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+ensure_venv requirements-dev.txt
+
+CHROMIUM=${CALLIQ_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "Installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+      die "apt-get install chromium failed."
+  else
+    die "Browser tests need Chromium at $CHROMIUM: install Debian's 'chromium' package (as root: apt-get install chromium) or set CALLIQ_CHROMIUM."
+  fi
+fi
+
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/calliq}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/1}
+# pytest-django creates and drops test_<name>; connecting to the maintenance
+# database "postgres" tells us whether the server answers.
+maintenance_url="${DATABASE_URL%/*}/postgres"
+postgres_answers "$maintenance_url" || start_postgres "$maintenance_url"
+
+if ! redis_answers "$REDIS_URL"; then
+  if command -v redis-server >/dev/null 2>&1; then
+    say "Redis is not answering: starting redis-server on 127.0.0.1:6379"
+    mkdir -p var
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir "$PWD/var" --logfile "$PWD/var/redis-test.log"
+    for _ in $(seq 1 20); do redis_answers "$REDIS_URL" && break; sleep 0.5; done
+  fi
+  redis_answers "$REDIS_URL" || die "Redis does not answer at $REDIS_URL. Install it (Debian: apt-get install redis-server)."
+fi
+command -v redis-server >/dev/null 2>&1 ||
+  die "The resilience tests start private Redis servers: install redis-server (Debian: apt-get install redis-server)."
+
+say "ruff check and format"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+say "pytest against PostgreSQL ($DATABASE_URL) and Redis ($REDIS_URL)"
+exec .venv/bin/pytest "$@"
