@@ -40,6 +40,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from analytics import api as analytics_api  # noqa: E402
 from analytics import receivers  # noqa: E402
 from analytics import views as analytics_views  # noqa: E402
+from analytics.business import business_metrics  # noqa: E402
 from analytics.forms import local_today  # noqa: E402
 from analytics.models import DailyRollup, TopicDayRollup, TopicRollup  # noqa: E402
 from analytics.report import AnalyticsParams, comprehensive_analytics  # noqa: E402
@@ -205,6 +206,9 @@ def main() -> None:
         pre_save.connect(receivers.remember_previous_day, sender=Call, dispatch_uid="analytics_call_pre_save")
         rebuild_rollups(org.pk, local_day(call.started_at), local_day(call.started_at))
     table("Rollup upkeep per saved call (baseline: save without receivers)", [without, with_rollups], without)
+
+    business = measure("staff business metrics (all orgs, 30 days)", business_metrics, 5)
+    table("Staff business metrics page computation", [business])
 
     started = time.perf_counter()
     rows = rebuild_rollups(org.pk)

@@ -19,3 +19,21 @@
     }
   }, true);
 })();
+// Leave empty filters out of the request, so the pushed URL stays short and shareable.
+document.addEventListener("htmx:configRequest", function (event) {
+  "use strict";
+  var elt = event.detail.elt;
+  if (!elt.closest || !elt.closest("#analytics")) {
+    return;
+  }
+  var params = event.detail.parameters;
+  var empty = [];
+  params.forEach(function (value, key) {
+    if (value === "") {
+      empty.push(key);
+    }
+  });
+  empty.forEach(function (key) {
+    params.delete(key);
+  });
+});
