@@ -17,7 +17,7 @@ from datetime import date, datetime
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from analytics.rollups import analyze_rollups, local_day, rebuild_days, rebuild_rollups
+from analytics.rollups import analyze_rollups, local_day, rebuild_places, rebuild_rollups
 from calls.events import calls_bulk_changed
 from calls.models import Call, CallAnalysis, Organization
 
@@ -50,17 +50,20 @@ def remember_previous_day(
     if raw or instance.pk is None or not _touches_analytics(update_fields):
         return
     instance._analytics_previous = (
-        Call.objects.filter(pk=instance.pk).values_list("organization_id", "started_at").first()
+        Call.objects.filter(pk=instance.pk).values_list("organization_id", "started_at", "rep_id").first()
     )
 
 
-def _recompute(places: set[tuple[int, date]]) -> None:
-    by_org: dict[int, set[date]] = {}
-    for organization_id, day in places:
+Place = tuple[int, date, int | None]  # organization, local day, rep (None: unassigned)
+
+
+def _recompute(places: set[Place]) -> None:
+    by_org: dict[int, set[tuple[date, int | None]]] = {}
+    for organization_id, day, rep_id in places:
         if organization_id not in _organizations_being_deleted():
-            by_org.setdefault(organization_id, set()).add(day)
+            by_org.setdefault(organization_id, set()).add((day, rep_id))
     for organization_id in sorted(by_org):
-        rebuild_days(organization_id, by_org[organization_id])
+        rebuild_places(organization_id, by_org[organization_id])
 
 
 @receiver(post_save, sender=Call, dispatch_uid="analytics_call_post_save")
@@ -69,16 +72,16 @@ def call_saved(
 ) -> None:
     if raw or not _touches_analytics(update_fields):
         return
-    places = {(instance.organization_id, local_day(instance.started_at))}
+    places = {(instance.organization_id, local_day(instance.started_at), instance.rep_id)}
     previous = getattr(instance, "_analytics_previous", None)
     if previous is not None:
-        places.add((previous[0], local_day(previous[1])))
+        places.add((previous[0], local_day(previous[1]), previous[2]))
     _recompute(places)
 
 
 @receiver(post_delete, sender=Call, dispatch_uid="analytics_call_post_delete")
 def call_deleted(sender: type[Call], instance: Call, **kwargs: object) -> None:
-    _recompute({(instance.organization_id, local_day(instance.started_at))})
+    _recompute({(instance.organization_id, local_day(instance.started_at), instance.rep_id)})
 
 
 @receiver(post_save, sender=CallAnalysis, dispatch_uid="analytics_analysis_post_save")
@@ -87,9 +90,9 @@ def analysis_changed(sender: type[CallAnalysis], instance: CallAnalysis, raw: bo
     """Topics come from the analysis: recompute its call's day."""
     if raw:
         return
-    call = Call.objects.filter(pk=instance.call_id).values_list("organization_id", "started_at").first()
+    call = Call.objects.filter(pk=instance.call_id).values_list("organization_id", "started_at", "rep_id").first()
     if call is not None:
-        _recompute({(call[0], local_day(call[1]))})
+        _recompute({(call[0], local_day(call[1]), call[2])})
 
 
 @receiver(pre_delete, sender=Organization, dispatch_uid="analytics_org_pre_delete")
