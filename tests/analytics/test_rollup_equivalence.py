@@ -149,8 +149,11 @@ def _run(org, other_org, reps, ops, capture) -> None:
     # Each example starts from no calls: the examples share one test transaction.
     Call.objects.all().delete()
     assert not DailyRollup.objects.exists()
+    whole_span = PARAMS[0]
     for operation in ops:
         apply(operation, org, other_org, reps, capture)
+        # After every step, so a later bulk rebuild can't hide a stale row.
+        assert comprehensive_analytics(org, whole_span) == comprehensive_analytics(org, whole_span, source="raw")
     for params in [*PARAMS, AnalyticsParams(first=PARAMS[0].first, last=PARAMS[0].last, rep_id=reps[0].pk)]:
         assert comprehensive_analytics(org, params, source="rollup") == comprehensive_analytics(
             org, params, source="raw"
@@ -187,6 +190,24 @@ def test_a_call_moved_to_another_day_leaves_its_old_day_and_joins_the_new_one(or
     call.save()
     days = dict(DailyRollup.objects.filter(organization=org).values_list("day", "calls"))
     assert days == {date(2026, 3, 5): 1}
+
+
+def test_a_call_given_to_another_rep_leaves_the_first_reps_rows(org, member):
+    colleague = factories.make_membership(org).user
+    call = factories.make_call(org, rep=member.user, started_at=datetime(2026, 3, 2, 10, tzinfo=UTC))
+    call.rep = colleague
+    call.save()
+    assert list(DailyRollup.objects.values_list("rep_id", "calls")) == [(colleague.pk, 1)]
+    call.rep = None
+    call.save()
+    assert list(DailyRollup.objects.values_list("rep_id", "calls")) == [(None, 1)]
+
+
+def test_a_call_whose_outcome_changes_moves_between_outcome_rows(org, member):
+    call = factories.make_call(org, rep=member.user, outcome="won", started_at=datetime(2026, 3, 2, 10, tzinfo=UTC))
+    call.outcome = "lost"
+    call.save(update_fields=["outcome"])
+    assert list(DailyRollup.objects.values_list("outcome", "calls")) == [("lost", 1)]
 
 
 def test_local_days_follow_the_settings_time_zone(settings, org, member):
