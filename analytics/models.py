@@ -3,8 +3,9 @@ derived from, so a 90-day dashboard reads days x reps x outcomes rows instead
 of every call.
 
 Grain: one `DailyRollup` row per organization, local day (settings.TIME_ZONE),
-rep and outcome; one `TopicRollup` row per organization, day, rep, outcome and
-topic. Every measure is an integer count or an exact numeric sum (floats are
+rep and outcome, and its sum over reps in `OrgDailyRollup`; one `TopicRollup`
+row per organization, day, rep, outcome and topic, and its sum over reps in
+`TopicDayRollup`. Every measure is an integer count or an exact numeric sum (floats are
 summed as numeric(9,6)), so adding rollup rows gives exactly what aggregating
 the calls gives, whatever the order. `analytics.rollups` builds them.
 """
@@ -35,12 +36,8 @@ def _sum_field() -> models.DecimalField:
     return models.DecimalField(max_digits=20, decimal_places=MEASURE_DECIMALS, default=0)
 
 
-class DailyRollup(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    # SET_NULL like Call.rep: a deleted user's calls and rollups both become "unassigned".
-    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    outcome = models.CharField(max_length=16, blank=True)
+class Measures(models.Model):
+    """Every summable measure of a set of calls."""
 
     calls = models.IntegerField(default=0)
     completed = models.IntegerField(default=0)
@@ -88,6 +85,17 @@ class DailyRollup(models.Model):
     h23 = models.IntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class DailyRollup(Measures):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    # SET_NULL like Call.rep: a deleted user's calls and rollups both become "unassigned".
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    outcome = models.CharField(max_length=16, blank=True)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "day", "rep", "outcome"], name="dailyrollup_unique_org_day_rep_outcome"
@@ -97,6 +105,25 @@ class DailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.day} rep={self.rep_id} {self.outcome or 'unknown'}: {self.calls}"
+
+
+class OrgDailyRollup(Measures):
+    """DailyRollup summed over reps: what the dashboard reads unless filtered by
+    rep (about 5 rows a day instead of 60 with twelve reps)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    outcome = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "outcome"], name="orgdailyrollup_unique_org_day_outcome"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day} {self.outcome or 'unknown'}: {self.calls}"
 
 
 class TopicRollup(models.Model):
@@ -113,7 +140,12 @@ class TopicRollup(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["organization", "day", "topic"], name="topicrollup_org_day_topic"),
-            models.Index(fields=["organization", "rep", "day"], name="topicrollup_org_rep_day"),
+            # Covering (PostgreSQL): a rep's topics are read by an index-only scan.
+            models.Index(
+                fields=["organization", "rep", "day"],
+                include=["outcome", "topic", "calls"],
+                name="topicrollup_org_rep_day",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -43,6 +43,7 @@ from analytics.models import (
     MEASURE_DECIMALS,
     SENTIMENT_BUCKETS,
     DailyRollup,
+    OrgDailyRollup,
     TopicDayRollup,
     TopicRollup,
     bucket_field,
@@ -263,11 +264,13 @@ def rebuild_rollups(
         daily = _for_rep(DailyRollup.objects.filter(organization_id=organization_id), rep_id)
         topics = _for_rep(TopicRollup.objects.filter(organization_id=organization_id), rep_id)
         topic_days = TopicDayRollup.objects.filter(organization_id=organization_id)
+        org_days = OrgDailyRollup.objects.filter(organization_id=organization_id)
         if first is not None:
             daily = daily.filter(day__gte=first, day__lte=last)
             topics = topics.filter(day__gte=first, day__lte=last)
             topic_days = topic_days.filter(day__gte=first, day__lte=last)
-        for rows in (daily, topics, topic_days):
+            org_days = org_days.filter(day__gte=first, day__lte=last)
+        for rows in (daily, topics, topic_days, org_days):
             rows._raw_delete(rows.db)
         written = _insert_daily(organization_id, start, end, rep_id)
         _insert_topics(
@@ -279,8 +282,9 @@ def rebuild_rollups(
                 unassigned_only=rep_id is None,
             )
         )
-        # The per-outcome topic rows sum every rep's, so they are redone for whole days.
+        # The per-organization rows sum every rep's, so they are redone for whole days.
         _insert_topic_days(organization_id, first, last)
+        _insert_org_days(organization_id, first, last)
     return written
 
 
@@ -338,9 +342,38 @@ def analyze_rollups() -> None:
     """Refresh the planner's statistics after rebuilding many rows (PostgreSQL), so
     dashboard queries keep their index plans without waiting for autovacuum."""
     if connection.vendor == "postgresql":
-        tables = ", ".join(m._meta.db_table for m in (DailyRollup, TopicRollup, TopicDayRollup))
+        tables = ", ".join(m._meta.db_table for m in (DailyRollup, OrgDailyRollup, TopicRollup, TopicDayRollup))
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {tables}")
+
+
+def _insert_org_days(organization_id: int, first: date | None, last: date | None) -> None:
+    rows = DailyRollup.objects.filter(organization_id=organization_id)
+    if first is not None:
+        rows = rows.filter(day__gte=first, day__lte=last)
+    # Aliased s_<name>: an annotation may not shadow the column it sums.
+    totals = rows.values("day", "outcome").annotate(**{f"s_{n}": Sum(n) for n in MEASURE_FIELDS}).order_by()
+    if connection.vendor != "postgresql":
+        OrgDailyRollup.objects.bulk_create(
+            [
+                OrgDailyRollup(
+                    organization_id=organization_id,
+                    day=r["day"],
+                    outcome=r["outcome"],
+                    **{n: r[f"s_{n}"] for n in MEASURE_FIELDS},
+                )
+                for r in totals
+            ],
+            batch_size=500,
+        )
+        return
+    select_sql, params = totals.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OrgDailyRollup._meta.db_table} (organization_id, day, outcome, {', '.join(MEASURE_FIELDS)}) "
+            f"SELECT %s, q.day, q.outcome, {', '.join('q.s_' + n for n in MEASURE_FIELDS)} FROM ({select_sql}) q",
+            [organization_id, *params],
+        )
 
 
 def _insert_topic_days(organization_id: int, first: date | None, last: date | None) -> None:

@@ -123,6 +123,7 @@ def main() -> None:
         f"topic by outcome {TopicDayRollup.objects.filter(organization=org).count():,}"
     )
     print(f"today (local): {today}; runs: {args.runs} (raw: {args.raw_runs}); times in milliseconds")
+    print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f} (shared with other work)")
 
     cases = {
         "30 days": AnalyticsParams(first=today - timedelta(days=29), last=today),
@@ -224,6 +225,7 @@ def main() -> None:
     started = time.perf_counter()
     rows = rebuild_rollups(org.pk)
     analyze_rollups()
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     print(f"\nFull rebuild of {org.slug} ({calls:,} calls): {time.perf_counter() - started:.1f} s, {rows:,} daily rows")
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from analytics.models import DailyRollup, TopicDayRollup, TopicRollup
+from analytics.models import DailyRollup, OrgDailyRollup, TopicDayRollup, TopicRollup
 from analytics.report import AnalyticsParams, comprehensive_analytics
 from analytics.rollups import rebuild_rollups
 from calls.events import affected_range, announce_bulk_change
@@ -127,7 +127,7 @@ PARAMS = [
 ]
 
 
-def rollup_rows(org) -> tuple[list, list, list]:
+def rollup_rows(org) -> tuple[list, list, list, list]:
     daily = sorted(
         (
             tuple(v for k, v in row.items() if k != "id")
@@ -136,13 +136,23 @@ def rollup_rows(org) -> tuple[list, list, list]:
         key=repr,
     )
     topics = sorted(
-        (r["day"], r["rep_id"], r["outcome"], r["topic"], r["calls"])
-        for r in TopicRollup.objects.filter(organization=org).values()
+        (
+            (r["day"], r["rep_id"], r["outcome"], r["topic"], r["calls"])
+            for r in TopicRollup.objects.filter(organization=org).values()
+        ),
+        key=repr,
     )
     topic_days = sorted(
         (r["day"], r["topic"], r["calls"]) for r in TopicDayRollup.objects.filter(organization=org).values()
     )
-    return daily, topics, topic_days
+    org_days = sorted(
+        (
+            tuple(v for k, v in row.items() if k != "id")
+            for row in OrgDailyRollup.objects.filter(organization=org).values()
+        ),
+        key=repr,
+    )
+    return daily, topics, topic_days, org_days
 
 
 def _run(org, other_org, reps, ops, capture) -> None:
