@@ -41,7 +41,7 @@ from analytics import receivers  # noqa: E402
 from analytics import views as analytics_views  # noqa: E402
 from analytics.business import business_metrics  # noqa: E402
 from analytics.forms import local_today  # noqa: E402
-from analytics.models import DailyRollup, TopicDayRollup, TopicRollup  # noqa: E402
+from analytics.models import DailyRollup, OrgDailyRollup, TopicDayRollup, TopicRollup  # noqa: E402
 from analytics.report import AnalyticsParams, comprehensive_analytics  # noqa: E402
 from analytics.rollups import analyze_rollups, day_bounds, local_day, rebuild_rollups  # noqa: E402
 from calls.models import Call, Membership, Organization  # noqa: E402
@@ -191,9 +191,9 @@ def main() -> None:
 
     heat_raw = measure("heatmap from calls (index range, 90 days)", raw_heatmap, args.raw_runs + 2, 1)
     heat_rollup = measure(
-        "whole daily rollup query incl. 24 hour sums",
+        "hour columns of the per-organization rollup",
         lambda: list(
-            DailyRollup.objects.filter(organization=org, day__gte=cases["90 days"].previous_first, day__lte=today)
+            OrgDailyRollup.objects.filter(organization=org, day__gte=cases["90 days"].first, day__lte=today)
             .values("day", "outcome")
             .annotate(**{f"h{h:02d}": Sum(f"h{h:02d}") for h in range(24)})
         ),
@@ -208,7 +208,7 @@ def main() -> None:
         call.outcome = "lost" if call.outcome == "won" else "won"
         call.save()
 
-    with_rollups = measure("save() with rollup upkeep (one day rebuilt)", save_call, args.runs)
+    with_rollups = measure("save() with rollup upkeep (rep's day rebuilt)", save_call, args.runs)
     post_save.disconnect(receivers.call_saved, sender=Call, dispatch_uid="analytics_call_post_save")
     pre_save.disconnect(receivers.remember_previous_day, sender=Call, dispatch_uid="analytics_call_pre_save")
     try:
