@@ -37,10 +37,10 @@ from analytics.models import (
 from analytics.rollups import (
     MEASURE_FIELDS,
     TopicQuery,
-    _exact_sum,
-    _int_sum,
     call_measures,
     day_bounds,
+    exact_sum,
+    int_sum,
     local_day_sql,
     python_topic_rows,
     rollup_measures,
@@ -209,8 +209,8 @@ def _daily_rows(organization: Organization, params: AnalyticsParams, source: Sou
     return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**call_measures()).order_by()]
 
 
-def _leader_measures(prefix: str = "") -> dict[str, object]:
-    if prefix:  # rollup rows: re-sum the stored sums
+def _leader_measures(*, from_rollups: bool) -> dict[str, object]:
+    if from_rollups:  # re-sum the stored sums
         won = Coalesce(Sum("calls", filter=Q(outcome="won")), Value(0), output_field=BigIntegerField())
         lost = Coalesce(Sum("calls", filter=Q(outcome="lost")), Value(0), output_field=BigIntegerField())
         names = ["calls", "duration_sum", "score_sum", "score_count", "talk_ratio_sum", "talk_ratio_count"]
@@ -218,10 +218,10 @@ def _leader_measures(prefix: str = "") -> dict[str, object]:
         return {"won": won, "lost": lost} | {n: Sum(n) for n in names}
     return {
         "calls": Count("id"),
-        "duration_sum": _int_sum("duration_seconds"),
-        "score_sum": _int_sum("score"),
+        "duration_sum": int_sum("duration_seconds"),
+        "score_sum": int_sum("score"),
         "score_count": Count("score"),
-        "talk_ratio_sum": _exact_sum("talk_ratio"),
+        "talk_ratio_sum": exact_sum("talk_ratio"),
         "talk_ratio_count": Count("talk_ratio"),
         "won": Count("id", filter=Q(outcome="won")),
         "lost": Count("id", filter=Q(outcome="lost")),
@@ -234,10 +234,12 @@ REP_NAME_FIELDS = ("rep_id", "rep__first_name", "rep__last_name", "rep__username
 def _leader_rows(organization: Organization, params: AnalyticsParams, source: Source) -> list[dict]:
     if source == "rollup":
         rows = DailyRollup.objects.filter(organization=organization, day__gte=params.first, day__lte=params.last)
-        return list(_filtered(rows, params).values(*REP_NAME_FIELDS).annotate(**_leader_measures("r")).order_by())
+        return list(
+            _filtered(rows, params).values(*REP_NAME_FIELDS).annotate(**_leader_measures(from_rollups=True)).order_by()
+        )
     start, end = day_bounds(params.first, params.last)
     calls = _filtered(Call.objects.for_org(organization).started_between(start, end), params)
-    return list(calls.values(*REP_NAME_FIELDS).annotate(**_leader_measures()).order_by())
+    return list(calls.values(*REP_NAME_FIELDS).annotate(**_leader_measures(from_rollups=False)).order_by())
 
 
 def _topic_table(params: AnalyticsParams) -> type[TopicRollup] | type[TopicDayRollup]:

@@ -90,11 +90,11 @@ def with_local_time(calls: QuerySet[Call]) -> QuerySet[Call]:
     )
 
 
-def _exact_sum(field: str) -> Coalesce:
+def exact_sum(field: str) -> Coalesce:
     return Coalesce(Sum(Cast(field, MEASURE)), Value(Decimal(0)), output_field=DecimalField())
 
 
-def _int_sum(field: str) -> Coalesce:
+def int_sum(field: str) -> Coalesce:
     return Coalesce(Sum(field), Value(0), output_field=BigIntegerField())
 
 
@@ -112,12 +112,12 @@ def call_measures() -> dict[str, object]:
         "calls": Count("id"),
         "completed": Count("id", filter=Q(status=Call.Status.COMPLETED)),
         "failed": Count("id", filter=Q(status=Call.Status.FAILED)),
-        "duration_sum": _int_sum("duration_seconds"),
-        "score_sum": _int_sum("score"),
+        "duration_sum": int_sum("duration_seconds"),
+        "score_sum": int_sum("score"),
         "score_count": Count("score"),
-        "sentiment_sum": _exact_sum("sentiment"),
+        "sentiment_sum": exact_sum("sentiment"),
         "sentiment_count": Count("sentiment"),
-        "talk_ratio_sum": _exact_sum("talk_ratio"),
+        "talk_ratio_sum": exact_sum("talk_ratio"),
         "talk_ratio_count": Count("talk_ratio"),
     }
     for index, condition in enumerate(sentiment_bucket_filters()):
