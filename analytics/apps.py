@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "Analytics"
+
+    def ready(self) -> None:
+        # Rollups follow every change to calls (per row and in bulk).
+        from analytics import receivers  # noqa: F401

@@ -1,27 +1,52 @@
-"""The analytics dashboard."""
+"""The analytics pages: the team dashboard and the staff business metrics."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.db.models import Avg, Count
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
+from analytics.business import business_metrics
+from analytics.charts import dashboard_charts
+from analytics.forms import RANGE_CHOICES, AnalyticsForm
+from analytics.report import OUTCOMES, comprehensive_analytics
 from calliq.decorators import organization_required
-from calliq.http import OrgRequest
-from calls.models import Call
+from calliq.http import AuthedRequest, OrgRequest
 
 
 @require_GET
 @organization_required
+@vary_on_headers("HX-Request")
 def dashboard(request: OrgRequest) -> HttpResponse:
-    since = timezone.now() - timedelta(days=30)
-    totals = (
-        Call.objects.for_org(request.organization)
-        .filter(started_at__gte=since)
-        .aggregate(calls=Count("id"), avg_score=Avg("score"), avg_sentiment=Avg("sentiment"))
-    )
-    return render(request, "analytics/dashboard.html", {"totals": totals, "since": since})
+    form = AnalyticsForm(request.GET, organization=request.organization)
+    data = charts = None
+    status = 400
+    if form.is_valid():
+        data = comprehensive_analytics(request.organization, form.params())
+        charts = dashboard_charts(data)
+        status = 200
+    # htmx swaps only the body; a history restore (or no JavaScript) gets the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "analytics/dashboard.html#body" if partial else "analytics/dashboard.html"
+    context = {
+        "form": form,
+        "data": data,
+        "charts": charts,
+        "outcomes": OUTCOMES,
+        "ranges": RANGE_CHOICES,
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, template, context, status=status)
+
+
+@require_GET
+def business(request: AuthedRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        raise PermissionDenied("Business metrics are for CallIQ staff.")
+    return render(request, "analytics/business.html", {"metrics": business_metrics(), "time_zone": settings.TIME_ZONE})

@@ -175,6 +175,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["resume-delayed-calls"] = {"task": "calls.tasks.resume_delayed_calls", "schedule": 60.0}
 
+if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
+    CELERY_BEAT_SCHEDULE["warm-cache"] = {
+        "task": "resilience.cache.warm",
+        "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
+    }
+# Analytics rollups: repair the recent days often, rebuild everything nightly (both idempotent).
+CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
+    "task": "analytics.tasks.repair_recent_rollups",
+    "schedule": 15 * 60,
+}
+CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {
+    "task": "analytics.tasks.rebuild_all_rollups",
+    "schedule": 24 * 3600,
+}
+
 # --- Circuit breakers (resilience/breaker) ---------------------------------------
 # Shared breaker state lives in Redis; a Redis that refuses or stalls past
 # BREAKER_REDIS_TIMEOUT seconds sends each process to its own in-memory breakers,
@@ -186,11 +201,6 @@ BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS"
 BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
 BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")
 BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
-if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
-    CELERY_BEAT_SCHEDULE["warm-cache"] = {
-        "task": "resilience.cache.warm",
-        "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
-    }
 
 # --- External providers ------------------------------------------------------
 # Default base URLs point at the provider simulator (resilience/providers) that

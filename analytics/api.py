@@ -1,0 +1,28 @@
+"""Analytics JSON API v1: GET /api/v1/analytics/comprehensive."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from analytics.forms import AnalyticsForm
+from analytics.report import comprehensive_analytics
+from calliq.decorators import api_organization_required
+from calliq.http import OrgRequest
+from calliq.middleware import api_error
+
+UNCACHED = "BYPASS"
+
+
+@require_GET
+@api_organization_required
+def comprehensive(request: OrgRequest) -> JsonResponse:
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD (or ?days=7|30|90), &rep=<user id>, &outcome=, &sort=."""
+    form = AnalyticsForm(request.GET, organization=request.organization)
+    if not form.is_valid():
+        return api_error(400, "invalid_parameters", "Some query parameters are not valid.", form.field_errors())
+    response = JsonResponse(comprehensive_analytics(request.organization, form.params()))
+    # The cache layer sets HIT or MISS when it wraps comprehensive_analytics; until then nothing is cached.
+    response["X-Cache"] = UNCACHED
+    response["Cache-Control"] = "private, no-cache"
+    return response
