@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from analytics.forms import AnalyticsForm
-from analytics.report import comprehensive_analytics
+from analytics.report import cached_comprehensive_analytics
 from calliq.decorators import api_organization_required
 from calliq.http import OrgRequest
 from calliq.middleware import api_error
+from resilience.cache import cached_view
 
-UNCACHED = "BYPASS"
 
-
-@require_GET
+@require_safe
 @api_organization_required
+@cached_view(preset="medium", tags=["org:{org}"])
 def comprehensive(request: OrgRequest) -> JsonResponse:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD (or ?days=7|30|90), &rep=<user id>, &outcome=, &sort=."""
     form = AnalyticsForm(request.GET, organization=request.organization)
     if not form.is_valid():
         return api_error(400, "invalid_parameters", "Some query parameters are not valid.", form.field_errors())
-    response = JsonResponse(comprehensive_analytics(request.organization, form.params()))
-    # The cache layer sets HIT or MISS when it wraps comprehensive_analytics; until then nothing is cached.
-    response["X-Cache"] = UNCACHED
-    response["Cache-Control"] = "private, no-cache"
-    return response
+    return JsonResponse(cached_comprehensive_analytics(request.organization, form.params()))

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import connection
 from django.db.models import BigIntegerField, Case, Count, DateField, F, Q, QuerySet, Sum, Value, When
@@ -48,6 +48,7 @@ from analytics.rollups import (
     with_local_time,
 )
 from calls.models import Call, Organization
+from resilience.cache import cache_service
 
 Source = Literal["rollup", "raw"]
 
@@ -427,3 +428,22 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
         "topics": topics,
         "heatmap": {"weekdays": WEEKDAYS, "hours": list(HOURS), "calls": heatmap},
     }
+
+
+def cached_comprehensive_analytics(organization: Organization, params: AnalyticsParams) -> dict[str, Any]:
+    """`comprehensive_analytics` through the shared cache (medium preset). The
+    result is the same for every member of the organization, so it is keyed by
+    organization and parameters only, and tagged `org:<id>`: any change to the
+    organization's calls makes it stale on the next request."""
+    key = f"comprehensive:{organization.pk}:{params.cache_key()}"
+    return (
+        cache_service()
+        .get_or_set(
+            key,
+            lambda: comprehensive_analytics(organization, params),
+            namespace="analytics",
+            preset="medium",
+            tags=[f"org:{organization.pk}"],
+        )
+        .value
+    )

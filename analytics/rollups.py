@@ -50,6 +50,7 @@ from analytics.models import (
     hour_field,
 )
 from calls.models import Call
+from resilience.cache import invalidate_tags
 
 # Upper bounds of the sentiment buckets (the last one is open): see DailyRollup.
 SENTIMENT_EDGES = (-0.6, -0.2, 0.2, 0.6)
@@ -285,6 +286,9 @@ def rebuild_rollups(
         # The per-organization rows sum every rep's, so they are redone for whole days.
         _insert_topic_days(organization_id, first, last)
         _insert_org_days(organization_id, first, last)
+    # Cached analytics were computed from the old rows. Bumped after the commit,
+    # so no reader can cache the old numbers under the new version.
+    invalidate_tags(f"org:{organization_id}")
     return written
 
 

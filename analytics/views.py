@@ -7,26 +7,29 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from analytics.business import business_metrics
 from analytics.charts import dashboard_charts
 from analytics.forms import RANGE_CHOICES, AnalyticsForm
-from analytics.report import OUTCOMES, comprehensive_analytics
+from analytics.report import OUTCOMES, cached_comprehensive_analytics
 from calliq.decorators import organization_required
 from calliq.http import AuthedRequest, OrgRequest
+from resilience.cache import cached_view
 
 
-@require_GET
+@require_safe
 @organization_required
 @vary_on_headers("HX-Request")
+# The page per user (navigation, CSRF tokens); its data is shared by the organization.
+@cached_view(preset="per_user", tags=["org:{org}"])
 def dashboard(request: OrgRequest) -> HttpResponse:
     form = AnalyticsForm(request.GET, organization=request.organization)
     data = charts = None
     status = 400
     if form.is_valid():
-        data = comprehensive_analytics(request.organization, form.params())
+        data = cached_comprehensive_analytics(request.organization, form.params())
         charts = dashboard_charts(data)
         status = 200
     # htmx swaps only the body; a history restore (or no JavaScript) gets the whole page.

@@ -47,21 +47,32 @@ def manager_client(client, member):
     return client
 
 
-def test_a_new_call_shows_on_the_next_request(manager_client, org, member, recent_call):
+def test_a_new_call_shows_on_the_next_request(
+    manager_client, org, member, recent_call, django_capture_on_commit_callbacks
+):
     before = manager_client.get(API, {"days": 7}).json()
-    factories.make_call(org, rep=member.user, started_at=recently(minutes=5), outcome="lost")
-    after = manager_client.get(API, {"days": 7}).json()
+    assert manager_client.get(API, {"days": 7}).headers["X-Cache"] == "HIT"
+    with django_capture_on_commit_callbacks(execute=True):  # the cache is invalidated on commit
+        factories.make_call(org, rep=member.user, started_at=recently(minutes=5), outcome="lost")
+    response = manager_client.get(API, {"days": 7})
+    assert response.headers["X-Cache"] == "MISS"
+    after = response.json()
     assert kpi(after, "calls") == kpi(before, "calls") + 1
     page = manager_client.get(reverse("analytics:dashboard"), {"days": 7})
     assert '<span class="kpi-value">2</span>' in page.text
 
 
-def test_an_edited_and_then_deleted_call_changes_the_next_answer(manager_client, org, member, recent_call):
-    recent_call.outcome = Call.Outcome.LOST
-    recent_call.save()
+def test_an_edited_and_then_deleted_call_changes_the_next_answer(
+    manager_client, org, member, recent_call, django_capture_on_commit_callbacks
+):
+    manager_client.get(API, {"days": 30})
+    with django_capture_on_commit_callbacks(execute=True):
+        recent_call.outcome = Call.Outcome.LOST
+        recent_call.save()
     data = manager_client.get(API, {"days": 30}).json()
     assert kpi(data, "win_rate") == 0.0
-    recent_call.delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        recent_call.delete()
     data = manager_client.get(API, {"days": 30}).json()
     assert kpi(data, "calls") == 0
     assert data["leaderboard"] == []
@@ -257,3 +268,18 @@ def test_a_call_outside_the_range_is_not_counted(manager_client, org, member):
     data = manager_client.get(API, {"days": 30}).json()
     assert kpi(data, "calls") == 0
     assert next(k for k in data["kpis"] if k["key"] == "calls")["previous"] == 1
+
+
+def test_a_bulk_change_shows_in_cached_analytics_on_the_next_request(
+    manager_client, org, recent_call, django_capture_on_commit_callbacks
+):
+    from calls.events import affected_range, announce_bulk_change
+
+    assert kpi(manager_client.get(API, {"days": 30}).json(), "win_rate") == 1.0
+    assert manager_client.get(API, {"days": 30}).headers["X-Cache"] == "HIT"
+    with django_capture_on_commit_callbacks(execute=True):
+        calls = Call.objects.for_org(org)
+        started_between = affected_range(calls)
+        calls.update(outcome=Call.Outcome.LOST)  # fires no signals: the announcement does the work
+        announce_bulk_change(organization_id=org.pk, started_between=started_between)
+    assert kpi(manager_client.get(API, {"days": 30}).json(), "win_rate") == 0.0
