@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import (
     BigIntegerField,
     Count,
@@ -357,27 +357,8 @@ def _insert_org_days(organization_id: int, first: date | None, last: date | None
         rows = rows.filter(day__gte=first, day__lte=last)
     # Aliased s_<name>: an annotation may not shadow the column it sums.
     totals = rows.values("day", "outcome").annotate(**{f"s_{n}": Sum(n) for n in MEASURE_FIELDS}).order_by()
-    if connection.vendor != "postgresql":
-        OrgDailyRollup.objects.bulk_create(
-            [
-                OrgDailyRollup(
-                    organization_id=organization_id,
-                    day=r["day"],
-                    outcome=r["outcome"],
-                    **{n: r[f"s_{n}"] for n in MEASURE_FIELDS},
-                )
-                for r in totals
-            ],
-            batch_size=500,
-        )
-        return
-    select_sql, params = totals.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {OrgDailyRollup._meta.db_table} (organization_id, day, outcome, {', '.join(MEASURE_FIELDS)}) "
-            f"SELECT %s, q.day, q.outcome, {', '.join('q.s_' + n for n in MEASURE_FIELDS)} FROM ({select_sql}) q",
-            [organization_id, *params],
-        )
+    columns = {"day": "day", "outcome": "outcome"} | {n: f"s_{n}" for n in MEASURE_FIELDS}
+    _insert_totals(OrgDailyRollup, organization_id, totals, columns)
 
 
 def _insert_topic_days(organization_id: int, first: date | None, last: date | None) -> None:
@@ -385,26 +366,25 @@ def _insert_topic_days(organization_id: int, first: date | None, last: date | No
     if first is not None:
         fine = fine.filter(day__gte=first, day__lte=last)
     totals = fine.values("day", "outcome", "topic").annotate(total=Sum("calls")).order_by()
+    columns = {"day": "day", "outcome": "outcome", "topic": "topic", "calls": "total"}
+    _insert_totals(TopicDayRollup, organization_id, totals, columns)
+
+
+def _insert_totals(model: type[models.Model], organization_id: int, totals: QuerySet, columns: dict[str, str]) -> None:
+    """Store the aggregated `totals` as rows of `model` for the organization;
+    `columns` maps each model column to its key in `totals`. On PostgreSQL one
+    INSERT … SELECT keeps the rows in the server; elsewhere they pass through Python."""
     if connection.vendor != "postgresql":
-        TopicDayRollup.objects.bulk_create(
-            [
-                TopicDayRollup(
-                    organization_id=organization_id,
-                    day=r["day"],
-                    outcome=r["outcome"],
-                    topic=r["topic"],
-                    calls=r["total"],
-                )
-                for r in totals
-            ],
+        model.objects.bulk_create(
+            [model(organization_id=organization_id, **{c: r[k] for c, k in columns.items()}) for r in totals],
             batch_size=500,
         )
         return
     select_sql, params = totals.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {TopicDayRollup._meta.db_table} (organization_id, day, outcome, topic, calls) "
-            f"SELECT %s, q.day, q.outcome, q.topic, q.total FROM ({select_sql}) q",
+            f"INSERT INTO {model._meta.db_table} (organization_id, {', '.join(columns)}) "
+            f"SELECT %s, {', '.join('q.' + k for k in columns.values())} FROM ({select_sql}) q",
             [organization_id, *params],
         )
 

@@ -71,6 +71,17 @@ def _pending_call(call_id: int, *, done: str) -> Call | None:
     return call
 
 
+def _provider_unavailable(task: Task, call: Call, exc: CircuitOpenError | ProviderError, *, step: str) -> None:
+    """The fallback when a provider fails: with its breaker open, the call is
+    marked delayed and the task re-queued for the breaker's next trial;
+    otherwise a retryable error is retried and any other fails the call."""
+    if (wait := breaker_wait(exc)) is not None:
+        pipeline.delay_analysis(call, until=_until(wait), reason=f"{step} delayed: {exc}")
+        _requeue(task, call.pk, wait)
+    else:
+        _provider_failed(task, call, exc, step.lower())
+
+
 def _provider_failed(task: Task, call: Call, exc: BaseException, step: str) -> None:
     if isinstance(exc, ProviderError) and exc.retryable and task.request.retries < PROVIDER_RETRIES:
         countdown = exc.retry_after or 10 * 2**task.request.retries  # 10 s, 20 s, 40 s …
@@ -90,11 +101,7 @@ def transcribe_call_task(self: Task, call_id: int) -> None:
         _requeue(self, call_id, 5)
         return
     except (CircuitOpenError, ProviderError) as exc:
-        if (wait := breaker_wait(exc)) is not None:
-            pipeline.delay_analysis(call, until=_until(wait), reason=f"Transcription delayed: {exc}")
-            _requeue(self, call_id, wait)
-        else:
-            _provider_failed(self, call, exc, "transcription")
+        _provider_unavailable(self, call, exc, step="Transcription")
         return
     except pipeline.PipelineError as exc:
         pipeline.fail_call(call, reason=str(exc))
@@ -111,12 +118,7 @@ def analyse_call_task(self: Task, call_id: int) -> None:
         with OpenAIClient() as client:
             pipeline.analyse_call(call, client=client)
     except (CircuitOpenError, ProviderError) as exc:
-        if (wait := breaker_wait(exc)) is not None:
-            # The fallback: the analysis waits for the breaker's next trial.
-            pipeline.delay_analysis(call, until=_until(wait), reason=f"Analysis delayed: {exc}")
-            _requeue(self, call_id, wait)
-        else:
-            _provider_failed(self, call, exc, "analysis")
+        _provider_unavailable(self, call, exc, step="Analysis")
         return
     except pipeline.PipelineError as exc:
         pipeline.fail_call(call, reason=str(exc))
