@@ -376,4 +376,4 @@ def test_many_threads_requesting_a_cold_page_render_it_once(member, call):
 
     assert [r.status_code for r in responses] == [200] * 8
     assert all(call.title in r.text for r in responses)
-    assert cache_urls.computations["table"] == 1
+    assert cache_urls.computations["table"] == 1, sorted(r.headers["X-Cache"] for r in responses)
