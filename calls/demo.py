@@ -186,7 +186,7 @@ def create_people(options: SeedOptions) -> tuple[list[Organization], dict[int, l
     demo_user = User.objects.create(
         username=DEMO_EMAIL, email=DEMO_EMAIL, first_name="Dana", last_name="Demo", password=password
     )
-    User.objects.create(
+    staff_user = User.objects.create(
         username=ADMIN_EMAIL,
         email=ADMIN_EMAIL,
         first_name="Ada",
@@ -203,6 +203,8 @@ def create_people(options: SeedOptions) -> tuple[list[Organization], dict[int, l
         Membership.objects.create(
             user=demo_user, organization=org, role=Membership.Role.MANAGER if index else Membership.Role.ADMIN
         )
+        # Staff land on the same calls as the demo manager, and can switch organization.
+        Membership.objects.create(user=staff_user, organization=org, role=Membership.Role.ADMIN)
         users = User.objects.bulk_create(
             User(
                 username=f"rep{r + 1}.{org.slug}@calliq.example",

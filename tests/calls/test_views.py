@@ -251,3 +251,18 @@ def test_any_query_string_gets_a_page_or_a_400_never_a_500(signed_in, call, para
     assert api.status_code in (200, 400)
     if api.status_code == 400:
         assert set(api.json()["error"]) == {"code", "message", "fields"}
+
+
+def test_a_delayed_call_says_why_and_when_it_resumes(client, member, call):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    call.delayed_until = timezone.now() + timedelta(minutes=1)
+    call.delay_reason = "Analysis delayed: the OpenAI breaker is open"
+    call.status = call.Status.ANALYZING
+    call.save()
+    client.force_login(member.user)
+    response = client.get(call.get_absolute_url())
+    assert "Analysis delayed: the OpenAI breaker is open" in response.text
+    assert "nothing is lost" in response.text

@@ -82,4 +82,6 @@ class Command(BaseCommand):
                 cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
                 self.stdout.write(f"Database size: {cursor.fetchone()[0]}")
         self.stdout.write(f"Demo login:  {DEMO_EMAIL} / {DEMO_PASSWORD}  (manager in every demo organization)")
-        self.stdout.write(f"Staff login: {ADMIN_EMAIL} / {ADMIN_PASSWORD}  (monitoring and admin)")
+        self.stdout.write(
+            f"Staff login: {ADMIN_EMAIL} / {ADMIN_PASSWORD}  (monitoring and admin; admin in every demo organization)"
+        )
