@@ -13,6 +13,12 @@ page 1 and for a page DEEP pages down (or the deepest page there is):
   - the query alone: the rows query of the page;
 and the same with Django's Paginator (COUNT + OFFSET) rendering the same
 template. p50/p95 over REPEAT runs; ratios = OFFSET time / keyset time.
+
+The comparison runs with the cache layer OFF (calls:list carries
+@cached_view): with it on, every repeated keyset request would be a cache hit
+and the table would compare Redis against OFFSET. A last section then serves
+the same page-1 and deep-page requests as cache hits (the cache turned on for
+that section only) against the uncached request, interleaved in the same run.
 """
 
 from __future__ import annotations
@@ -29,11 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calliq.settings")
 os.environ.setdefault("DJANGO_SECRET_KEY", "calliq-bench-only")
 os.environ.setdefault("CALLIQ_STATIC_MANIFEST", "0")
+# The keyset/OFFSET comparison measures the uncached path: calls:list is behind
+# @cached_view, and with the cache on every repeated request after the first
+# would be a Redis hit. Forced (not setdefault) so an exported value cannot
+# turn it back on; the cache-hit section switches a service of its own on.
+os.environ["CALLIQ_CACHE_ENABLED"] = "0"
 
 import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.paginator import Paginator  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -41,7 +53,7 @@ from django.db.models import Count, F  # noqa: E402
 from django.http import QueryDict  # noqa: E402
 from django.shortcuts import render  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 import calliq.urls  # noqa: E402
@@ -63,6 +75,8 @@ from calls.listing import (  # noqa: E402
     with_selection_flag,
 )
 from calls.models import Call, Membership, Organization  # noqa: E402
+from resilience.cache import CacheService  # noqa: E402
+from resilience.cache import service as cache_module  # noqa: E402
 
 PAGE_SIZE = 50
 DEEP = int(os.environ.get("BENCH_DEEP_PAGES", "10000"))
@@ -155,9 +169,12 @@ def count_queries(fn):
     return sum(1 for q in captured.captured_queries if not middleware(q["sql"]))
 
 
-def get(client, url):
+def get(client, url, x_cache=None):
+    """One htmx table request. `x_cache` is the X-Cache the response must carry
+    (calls:list is @cached_view; our OFFSET view has no cache, hence no header)."""
     response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200, (url, response.status_code)
+    assert response.get("X-Cache") == x_cache, (url, response.get("X-Cache"), "expected", x_cache)
 
 
 def keyset_anchor(rows_qs, listing, offset):
@@ -195,6 +212,7 @@ def main():
     print(header)
     print("-" * len(header))
     results = []
+    hit_variants = []  # the first case's page 1 and deep page, for the cache-hit section
     only = os.environ.get("BENCH_CASES", "")
     for label, query in CASES:
         if only and only not in label:
@@ -225,7 +243,8 @@ def main():
             variants.append(
                 {
                     "page": page_number,
-                    "keyset_request": lambda url=keyset_url: get(client, url),
+                    "keyset_url": keyset_url,
+                    "keyset_request": lambda url=keyset_url: get(client, url, "BYPASS"),
                     "offset_request": lambda url=offset_url: get(client, url),
                     "keyset_query": lambda p=position, q=rows_qs, s=listing.sort: list(
                         keyset_rows(q, s, p, PAGE_SIZE + 1)
@@ -233,6 +252,8 @@ def main():
                     "offset_query": lambda o=offset, q=ordered: list(q[o : o + PAGE_SIZE + 1]),
                 }
             )
+        if not hit_variants:
+            hit_variants = [(label, v["page"], v["keyset_url"]) for v in variants]
         for v in variants:  # warm: connections, templates, caches of the planner
             v["keyset_request"]()
             v["offset_request"]()
@@ -273,10 +294,72 @@ def main():
             "  cases with fewer than DEEP pages are measured at their last page: "
             + (", ".join(f"{r[0]} ({r[1]:,})" for r in results if r[1] not in (1, DEEP + 1)) or "none")
         )
+    if results and os.environ.get("BENCH_CACHE_HITS", "1") == "1":
+        cache_hit_section(client, hit_variants)
     if os.environ.get("BENCH_EXPORT", "1") == "1":
         export_section(client, org, user)
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
     user.delete()
+
+
+def enabled_cache_service():
+    """A cache service with the cache ON, for the cache-hit section only (this
+    process's own, settings-built service is off; see the top of the file)."""
+    with override_settings(CALLIQ_CACHE={**settings.CALLIQ_CACHE, "ENABLED": True}):
+        service = CacheService()
+    assert service.enabled, "the cache-hit section needs REDIS_URL"
+    return service
+
+
+def served_by(service, fn):
+    """fn with `service` as the process's cache service while it runs: swapping
+    the module's singleton is the cheapest way to serve the same request
+    uncached and cached, interleaved, in one process."""
+
+    def run():
+        saved = cache_module._service
+        cache_module._service = service
+        try:
+            fn()
+        finally:
+            cache_module._service = saved
+
+    return run
+
+
+def cache_hit_section(client, hit_variants):
+    """The same keyset requests served as @cached_view hits (cache ON, the
+    entry stored by a first request; every timed request asserts X-Cache: HIT)
+    against the uncached request (cache OFF, X-Cache: BYPASS), interleaved."""
+    enabled = enabled_cache_service()
+    off = cache_module.cache_service()
+    fns, labels = [], []
+    for label, page, url in hit_variants:
+        get(client, url, "BYPASS")
+        served_by(enabled, lambda url=url: get(client, url, "MISS"))()  # stores the entry
+        fns += [
+            served_by(off, lambda url=url: get(client, url, "BYPASS")),
+            served_by(enabled, lambda url=url: get(client, url, "HIT")),
+        ]
+        labels.append((label, page))
+    timings = interleaved(fns, [REPEAT] * len(fns))
+    queries = [count_queries(fn) for fn in fns]
+    print("\nThe same table requests served from the cache (@cached_view, per_user preset, Redis),")
+    print("against the same request uncached (cache off: X-Cache BYPASS, as in the table above);")
+    print(f"interleaved, p50/p95 in ms over {REPEAT} runs; every cached request asserted X-Cache: HIT.")
+    print("q = SQL queries of the view, middleware lookups excluded as above. Ratio = uncached / hit.")
+    head = f"{'case':<30}{'page':>7} | {'uncached p50/p95':>19} {'q':>2} | {'cache hit p50/p95':>19} {'q':>2} |"
+    head += f" {'x':>6}"
+    print(head)
+    print("-" * len(head))
+    for i, (label, page) in enumerate(labels):
+        cold, hit = timings[2 * i], timings[2 * i + 1]
+        print(
+            f"{label:<30}{page:>7} | {cold[0]:>8.1f} /{cold[1]:>8.1f} {queries[2 * i]:>2} |"
+            f" {hit[0]:>8.1f} /{hit[1]:>8.1f} {queries[2 * i + 1]:>2} | {cold[0] / hit[0]:>5.1f}x",
+            flush=True,
+        )
+    enabled.close()
 
 
 def peak_rss_mb():
