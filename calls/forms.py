@@ -7,6 +7,9 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import FileExtensionValidator
 
 from calls.listing import (
     DEFAULT_PAGE_SIZE,
@@ -18,7 +21,7 @@ from calls.listing import (
     SENTIMENTS,
     SORT_COLUMNS,
 )
-from calls.models import Call
+from calls.models import Call, Organization
 
 SORT_LABELS = {"started": "Started", "duration": "Duration", "score": "Score", "sentiment": "Sentiment"}
 SORT_CHOICES = [
@@ -101,3 +104,39 @@ class CallListForm(forms.Form):
 
 class BulkOutcomeForm(forms.Form):
     outcome = forms.ChoiceField(choices=[(v, label) for v, label in Call.Outcome.choices])
+
+
+# What the speech-to-text provider accepts; checked by extension because
+# browsers report audio content types inconsistently.
+RECORDING_EXTENSIONS = ("mp3", "wav", "m4a", "mp4", "ogg", "oga", "webm", "flac", "aac")
+MAX_RECORDING_MB = 200
+
+
+class CallUploadForm(forms.ModelForm):
+    """A new call: its facts and its recording. The rep is one of the organization's members."""
+
+    recording = forms.FileField(
+        validators=[FileExtensionValidator(RECORDING_EXTENSIONS)],
+        help_text=f"Audio: {', '.join(RECORDING_EXTENSIONS)}; at most {MAX_RECORDING_MB} MB.",
+    )
+    started_at = forms.DateTimeField(
+        label="Started", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), help_text="When the call began."
+    )
+
+    class Meta:
+        model = Call
+        fields = ["title", "customer_name", "customer_company", "direction", "started_at", "rep", "recording"]
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["rep"].queryset = get_user_model().objects.filter(memberships__organization=organization)
+        self.fields["rep"].required = True
+        self.fields["rep"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+
+    def clean_recording(self) -> UploadedFile:
+        recording = self.cleaned_data["recording"]
+        if recording.size == 0:
+            raise forms.ValidationError("This file is empty.")
+        if recording.size > MAX_RECORDING_MB * 1024 * 1024:
+            raise forms.ValidationError(f"This file is larger than {MAX_RECORDING_MB} MB.")
+        return recording

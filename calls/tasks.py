@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 
 from celery import Task, shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from calls import pipeline
@@ -29,8 +30,22 @@ PROVIDER_RETRIES = 5
 
 
 def start_pipeline(call: Call) -> None:
-    """Queue the pipeline for a stored call, once the transaction that stored it commits."""
-    transcribe_call_task.delay_on_commit(call.pk)
+    """Queue the pipeline for a stored call, once the transaction that stored it
+    commits. Never raises into the caller: the call is already stored, so a
+    broker that is down (or an in-process run that fails) leaves it delayed
+    for resume_delayed_calls rather than turning the upload into an error."""
+    call_id = call.pk
+    transaction.on_commit(lambda: _queue_pipeline(call_id))
+
+
+def _queue_pipeline(call_id: int) -> None:
+    try:
+        transcribe_call_task.delay(call_id)
+    except Exception as exc:
+        logger.exception("could not start the pipeline of call %s; it will be resumed", call_id)
+        call = Call.objects.filter(pk=call_id).first()
+        if call is not None:
+            pipeline.delay_analysis(call, until=None, reason=f"Waiting to start: {type(exc).__name__}")
 
 
 def _requeue(task: Task, call_id: int, countdown: float) -> None:
@@ -85,6 +100,12 @@ def _provider_unavailable(task: Task, call: Call, exc: CircuitOpenError | Provid
 def _provider_failed(task: Task, call: Call, exc: BaseException, step: str) -> None:
     if isinstance(exc, ProviderError) and exc.retryable and task.request.retries < PROVIDER_RETRIES:
         countdown = exc.retry_after or 10 * 2**task.request.retries  # 10 s, 20 s, 40 s …
+        if task.request.is_eager:
+            # In-process (no broker): a retry would raise into the web request
+            # that stored the upload. The call waits instead, and
+            # resume_delayed_calls retries it when it is due.
+            pipeline.delay_analysis(call, until=_until(countdown), reason=f"{step.capitalize()} will be retried: {exc}")
+            return
         raise task.retry(exc=exc, countdown=countdown, max_retries=PROVIDER_RETRIES)
     pipeline.fail_call(call, reason=f"{step} failed: {exc}")
 

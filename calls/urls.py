@@ -8,6 +8,7 @@ app_name = "calls"
 
 urlpatterns = [
     path("", views.call_list, name="list"),
+    path("upload/", views.call_upload, name="upload"),
     path("selection/", views.selection_update, name="select"),
     path("selection/export/", views.selection_export, name="export"),
     path("selection/outcome/", views.selection_outcome, name="bulk_outcome"),

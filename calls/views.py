@@ -16,9 +16,11 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
@@ -28,7 +30,7 @@ from calliq.decorators import organization_required
 from calliq.http import OrgRequest
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome
-from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm
+from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
 from calls.listing import (
     BEFORE,
     PAGE_SIZES,
@@ -40,6 +42,7 @@ from calls.listing import (
     table_page,
 )
 from calls.models import Call, Organization
+from calls.tasks import start_pipeline
 from resilience.cache import cached_view
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).
@@ -322,3 +325,31 @@ def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
         "steps": pipeline_steps(call),
     }
     return render(request, "calls/detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_required
+def call_upload(request: OrgRequest) -> HttpResponse:
+    """Store the recording and the call first, then queue the pipeline once that
+    has committed: nothing a person uploads is lost to a provider outage."""
+    initial = {"rep": request.user.pk, "started_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}
+    form = CallUploadForm(
+        request.POST or None, request.FILES or None, organization=request.organization, initial=initial
+    )
+    if request.method == "POST":
+        if form.is_valid():
+            call = upload_call(organization=request.organization, form=form)
+            messages.success(request, f"“{call.title}” is uploaded: transcription and analysis have started.")
+            return redirect(call)
+        return render(request, "calls/upload.html", {"form": form}, status=400)
+    return render(request, "calls/upload.html", {"form": form})
+
+
+@transaction.atomic
+def upload_call(*, organization: Organization, form: CallUploadForm) -> Call:
+    call = form.save(commit=False)
+    call.organization = organization
+    call.status = Call.Status.UPLOADED
+    call.save()
+    start_pipeline(call)
+    return call
