@@ -92,18 +92,24 @@ def test_a_task_queue_that_is_down_keeps_the_upload_and_leaves_it_waiting(
 ):
     from calliq.celery import app
 
-    saved = app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options
-    app.conf.task_always_eager = False
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    def use_broker(url: str, *, eager: bool) -> None:
+        # Drop the app's references to its producer pools (as Celery does after a
+        # fork) so the next publish connects to `url`; the pools of the real
+        # broker stay open for the tests that follow.
+        app.conf.broker_url, app.conf.task_always_eager = url, eager
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options
     app.conf.broker_transport_options = {"max_retries": 0}
-    app.pool.force_close_all()
+    use_broker("redis://127.0.0.1:1/0", eager=False)  # nothing listens on port 1
     try:
         client.force_login(member.user)
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(reverse("calls:upload"), upload_data(member))
     finally:
-        app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
-        app.pool.force_close_all()
+        app.conf.broker_transport_options = saved[2]
+        use_broker(saved[0], eager=saved[1])
     assert response.status_code == 302
     call = Call.objects.get(title="Discovery with Initech")
     assert call.recording.read() == b"RIFF....WAVEfmt a sales call"
