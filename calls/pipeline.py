@@ -56,9 +56,11 @@ def transcribe_call(call: Call, *, client: AssemblyAIClient) -> Transcript:
     body = client.wait_for_transcript(transcript.provider_id)
     transcript.utterances = utterances_from(body)
     transcript.language = (body.get("language_code") or "en")[:16]
+    # The provider measures the audio; an upload only knows when the call began.
+    duration = int(body.get("audio_duration") or 0) or call.duration_seconds
     with transaction.atomic():
         transcript.save(update_fields=["utterances", "language"])
-        _set_status(call, Call.Status.ANALYZING, delayed_until=None, delay_reason="")
+        _set_status(call, Call.Status.ANALYZING, delayed_until=None, delay_reason="", duration_seconds=duration)
     return transcript
 
 

@@ -43,6 +43,7 @@ def test_an_uploaded_call_is_stored_then_transcribed_analysed_and_emailed(
     assert call.status == Call.Status.COMPLETED
     assert call.analysis.summary
     assert call.transcript.utterances
+    assert call.duration_seconds == call.transcript.utterances[-1]["end_ms"] // 1000 > 0  # measured by the provider
     assert OutboundEmail.objects.get(call=call).status == OutboundEmail.Status.SENT
 
 
