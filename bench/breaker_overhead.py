@@ -16,13 +16,9 @@ Prints a table and writes it to bench/results/breaker_overhead.txt."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -41,6 +37,7 @@ django.setup()
 import httpx  # noqa: E402
 import pybreaker  # noqa: E402
 import redis  # noqa: E402
+from _private_redis import free_port, start_redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from resilience.breaker import breaker, reset_process_state, use_redis_client  # noqa: E402
@@ -55,32 +52,6 @@ class CountingConnection(redis.Connection):
     def send_packed_command(self, command, check_health=True):
         CountingConnection.round_trips += 1
         return super().send_packed_command(command, check_health)
-
-
-def free_port() -> int:
-    for port in range(16450, 16500):
-        with contextlib.closing(socket.socket()) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 16450-16499")
-
-
-def start_redis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    probe = redis.Redis(port=port)
-    for _ in range(100):
-        with contextlib.suppress(redis.RedisError):
-            if probe.ping():
-                return process
-        time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
 
 
 def server_commands(client: redis.Redis) -> int:

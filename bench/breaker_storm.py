@@ -12,14 +12,9 @@ Writes bench/results/breaker_storm.txt."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,18 +23,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calliq.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("CALLIQ_LOG_LEVEL", "CRITICAL")
 
+from _private_redis import free_port, start_redis  # noqa: E402
+
 THRESHOLD = 5
-
-
-def free_port() -> int:
-    for port in range(16450, 16500):
-        with contextlib.closing(socket.socket()) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 16450-16499")
 
 
 def child(kind: str, redis_url: str, sim_url: str, namespace: str, barrier, calls: int, results) -> None:
@@ -132,22 +118,12 @@ def main() -> None:
     import django
 
     django.setup()
-    import redis
 
     from resilience.providers.simulator import SimulatorControl, SimulatorServer
 
     port = free_port()
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_redis(port)
     redis_url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        with contextlib.suppress(redis.RedisError):
-            if redis.Redis.from_url(redis_url).ping():
-                break
-        time.sleep(0.05)
     sim = SimulatorServer()
     sim.start()
     control = SimulatorControl(sim.url)
