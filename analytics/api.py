@@ -7,9 +7,8 @@ from django.views.decorators.http import require_safe
 
 from analytics.forms import AnalyticsForm
 from analytics.report import cached_comprehensive_analytics
-from calliq.decorators import api_organization_required
-from calliq.http import OrgRequest
-from calliq.middleware import api_error
+from calls.tenancy.decorators import api_organization_required
+from calls.tenancy.http import OrgRequest, api_error
 from resilience.cache import cached_view
 
 

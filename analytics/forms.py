@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from analytics.report import LEADERBOARD_SORTS, MAX_RANGE_DAYS, OUTCOMES, AnalyticsParams
 from analytics.rollups import local_tz
-from calls.models import Membership, Organization
+from calls.tenancy.models import Membership, Organization
 
 RANGE_CHOICES = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "Custom range")]
 DEFAULT_DAYS = 30

@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from calls.models import Organization
+from calls.tenancy.models import Organization
 
 HOURS = range(24)
 SENTIMENT_BUCKETS = 5

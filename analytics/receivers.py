@@ -19,7 +19,8 @@ from django.dispatch import receiver
 
 from analytics.rollups import analyze_rollups, local_day, rebuild_places, rebuild_rollups
 from calls.events import calls_bulk_changed
-from calls.models import Call, CallAnalysis, Organization
+from calls.models import Call, CallAnalysis
+from calls.tenancy.models import Organization
 
 # A save that touches none of these leaves every analytics figure unchanged.
 ANALYTIC_FIELDS = frozenset(

@@ -47,7 +47,8 @@ from analytics.rollups import (
     topic_source_sql,
     with_local_time,
 )
-from calls.models import Call, Organization
+from calls.models import Call
+from calls.tenancy.models import Organization
 from resilience.cache import cache_service
 
 Source = Literal["rollup", "raw"]

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from analytics.rollups import analyze_rollups, local_day, local_tz, rebuild_rollups
-from calls.models import Organization
+from calls.tenancy.models import Organization
 
 
 @shared_task(acks_late=True)

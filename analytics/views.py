@@ -14,8 +14,8 @@ from analytics.business import business_metrics
 from analytics.charts import dashboard_charts
 from analytics.forms import RANGE_CHOICES, AnalyticsForm
 from analytics.report import OUTCOMES, cached_comprehensive_analytics
-from calliq.decorators import organization_required
-from calliq.http import AuthedRequest, OrgRequest
+from calls.tenancy.decorators import organization_required
+from calls.tenancy.http import AuthedRequest, OrgRequest
 from resilience.cache import cached_view
 
 

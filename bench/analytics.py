@@ -52,7 +52,8 @@ from analytics.forms import local_today  # noqa: E402
 from analytics.models import DailyRollup, OrgDailyRollup, TopicDayRollup, TopicRollup  # noqa: E402
 from analytics.report import AnalyticsParams, comprehensive_analytics  # noqa: E402
 from analytics.rollups import analyze_rollups, day_bounds, local_day, rebuild_rollups  # noqa: E402
-from calls.models import Call, Membership, Organization  # noqa: E402
+from calls.models import Call  # noqa: E402
+from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import cache_service, invalidate_tags  # noqa: E402
 
 

@@ -46,7 +46,8 @@ from django.test import Client  # noqa: E402
 from django.test.utils import override_settings, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from calls.models import Call, Membership, Organization  # noqa: E402
+from calls.models import Call  # noqa: E402
+from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import cache_service  # noqa: E402
 from tests import factories  # noqa: E402
 

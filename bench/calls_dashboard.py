@@ -57,7 +57,6 @@ from django.test.utils import CaptureQueriesContext, override_settings  # noqa: 
 from django.urls import path  # noqa: E402
 
 import calliq.urls  # noqa: E402
-from calliq.decorators import organization_required  # noqa: E402
 from calls import views  # noqa: E402
 from calls.listing import (  # noqa: E402
     AFTER,
@@ -74,7 +73,9 @@ from calls.listing import (  # noqa: E402
     table_summary,
     with_selection_flag,
 )
-from calls.models import Call, Membership, Organization  # noqa: E402
+from calls.models import Call  # noqa: E402
+from calls.tenancy.decorators import organization_required  # noqa: E402
+from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import CacheService  # noqa: E402
 from resilience.cache import service as cache_module  # noqa: E402
 

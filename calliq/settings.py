@@ -62,12 +62,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "calliq.middleware.BearerTokenMiddleware",
+    "calls.tenancy.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
-    "calliq.middleware.OrganizationMiddleware",
+    "calls.tenancy.middleware.OrganizationMiddleware",
 ]
 
 ROOT_URLCONF = "calliq.urls"

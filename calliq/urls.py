@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from calliq import views
+from calls.tenancy import views as tenancy_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="calls:list", permanent=False), name="home"),
@@ -15,9 +15,9 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/tokens/", views.token_list, name="tokens"),
-    path("accounts/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
-    path("organization/switch/", views.switch_organization, name="switch_organization"),
+    path("accounts/tokens/", tenancy_views.token_list, name="tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", tenancy_views.token_revoke, name="token_revoke"),
+    path("organization/switch/", tenancy_views.switch_organization, name="switch_organization"),
     path("calls/", include("calls.urls")),
     path("analytics/", include("analytics.urls")),
     path("monitoring/", include("resilience.urls")),

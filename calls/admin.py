@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from calls.models import ApiToken, Call, CallAnalysis, Membership, Organization, Transcript
+from calls.models import Call, CallAnalysis, Transcript
+from calls.tenancy.models import ApiToken, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):

@@ -12,12 +12,11 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from calliq.decorators import api_organization_required
-from calliq.http import OrgRequest
-from calliq.middleware import api_error
 from calls.listing import InvalidCursor, Listing, calls_page, parse_listing, table_summary
 from calls.models import Call
 from calls.templatetags.calls_extras import rep_name
+from calls.tenancy.decorators import api_organization_required
+from calls.tenancy.http import OrgRequest, api_error
 from resilience.cache import cached_view
 
 

@@ -11,7 +11,8 @@ import logging
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from calls.models import Organization, Subscription
+from calls.models import Subscription
+from calls.tenancy.models import Organization
 from resilience.breaker import CircuitOpenError
 from resilience.providers.errors import ProviderError
 from resilience.providers.paddle import PaddleClient

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from calls.events import affected_range, announce_bulk_change
 from calls.listing import clear_selection, selected_calls
-from calls.models import Call, Organization
+from calls.models import Call
+from calls.tenancy.models import Organization
 
 DELETE_CHUNK = 1000
 # Up to this many ids are named in the announcement; beyond, receivers get the date range only.

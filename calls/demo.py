@@ -26,7 +26,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from calls.events import announce_bulk_change
-from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
+from calls.models import Call, CallAnalysis, Transcript
+from calls.tenancy.models import Membership, Organization
 
 DEMO_SLUG_PREFIX = "demo-"
 DEMO_EMAIL = "demo@calliq.example"

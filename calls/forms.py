@@ -21,7 +21,8 @@ from calls.listing import (
     SENTIMENTS,
     SORT_COLUMNS,
 )
-from calls.models import Call, Organization
+from calls.models import Call
+from calls.tenancy.models import Organization
 
 SORT_LABELS = {"started": "Started", "duration": "Duration", "score": "Score", "sentiment": "Sentiment"}
 SORT_CHOICES = [

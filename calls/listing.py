@@ -47,7 +47,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from calls.models import Call, CallSelection, Organization, SearchContains, SelectionItem
+from calls.models import Call, CallSelection, SearchContains, SelectionItem
+from calls.tenancy.models import Organization
 
 SORT_COLUMNS: dict[str, str] = {
     "started": "started_at",

@@ -26,8 +26,6 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from calliq.decorators import organization_required
-from calliq.http import OrgRequest
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome
 from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
@@ -41,8 +39,11 @@ from calls.listing import (
     parse_listing,
     table_page,
 )
-from calls.models import Call, Organization
+from calls.models import Call
 from calls.tasks import start_pipeline
+from calls.tenancy.decorators import organization_required
+from calls.tenancy.http import OrgRequest
+from calls.tenancy.models import Organization
 from resilience.cache import cached_view
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).

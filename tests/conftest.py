@@ -7,7 +7,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from calls.models import Call, Membership, Organization
+from calls.models import Call
+from calls.tenancy.models import Membership, Organization
 from tests import factories
 
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
+from calls.models import Call, CallAnalysis, Transcript
+from calls.tenancy.models import Membership, Organization
 
 _sequence = itertools.count(1)
 

@@ -21,7 +21,7 @@ from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from calls.models import Organization
+from calls.tenancy.models import Organization
 from resilience.cache.service import cache_service
 from resilience.cache.tasks import warm_cache_task
 from resilience.cache.wiring import org_tag

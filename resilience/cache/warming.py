@@ -26,8 +26,8 @@ from django.contrib.auth.models import User
 from django.db.models import F
 from django.urls import reverse
 
-from calliq.middleware import ORGANIZATION_SESSION_KEY
-from calls.models import Membership, Organization
+from calls.tenancy.middleware import ORGANIZATION_SESSION_KEY
+from calls.tenancy.models import Membership, Organization
 
 if TYPE_CHECKING:
     from django.test import Client

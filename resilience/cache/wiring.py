@@ -15,7 +15,8 @@ from django.http import HttpRequest
 
 from calls.events import calls_bulk_changed
 from calls.listing import selection_changed
-from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
+from calls.models import Call, CallAnalysis, Transcript
+from calls.tenancy.models import Membership, Organization
 from resilience.cache.service import invalidate_tags, user_tag
 
 # Bumping a million call tags in one go would be a long Lua call; past this a

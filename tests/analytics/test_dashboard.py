@@ -14,7 +14,8 @@ from django.utils import timezone
 from analytics.forms import local_today
 from analytics.models import DailyRollup
 from analytics.tasks import rebuild_all_rollups, repair_recent_rollups
-from calls.models import ApiToken, Call
+from calls.models import Call
+from calls.tenancy.models import ApiToken
 from tests import factories
 
 API = "/api/v1/analytics/comprehensive"

@@ -8,7 +8,8 @@ from typing import Any
 from django.utils import timezone
 
 from calls.listing import BEFORE, Position, Sort, calls_page, encode_cursor
-from calls.models import Call, Organization
+from calls.models import Call
+from calls.tenancy.models import Organization
 
 BASE_TIME = timezone.now().replace(microsecond=0) - timedelta(days=30)
 

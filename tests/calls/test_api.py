@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from calls.models import ApiToken
+from calls.tenancy.models import ApiToken
 from tests import factories
 from tests.calls.helpers import bulk_calls, expected_order
 

@@ -3,7 +3,7 @@ and `Authorization: Bearer` access to the JSON API."""
 
 from django.urls import reverse
 
-from calls.models import ApiToken, hash_token
+from calls.tenancy.models import ApiToken, hash_token
 from tests import factories
 
 

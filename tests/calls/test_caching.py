@@ -4,7 +4,8 @@ after changes, and no tenant or principal ever served another's entry."""
 from django.test import Client
 from django.urls import reverse
 
-from calls.models import ApiToken, Call
+from calls.models import Call
+from calls.tenancy.models import ApiToken
 
 
 def signed_in_client(membership) -> Client:

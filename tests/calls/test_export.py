@@ -12,7 +12,8 @@ from calls.events import calls_bulk_changed
 from calls.listing import Total as ListingTotal
 from calls.listing import filters_from_querystring as parse_filters
 from calls.listing import select_all_matching, set_calls_selected
-from calls.models import Call, CallSelection, Membership, SelectionItem
+from calls.models import Call, CallSelection, SelectionItem
+from calls.tenancy.models import Membership
 from tests import factories
 from tests.calls.helpers import bulk_calls
 

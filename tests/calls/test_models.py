@@ -3,7 +3,8 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from calls.models import Call, Membership
+from calls.models import Call
+from calls.tenancy.models import Membership
 from tests import factories
 
 

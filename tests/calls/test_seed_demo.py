@@ -7,7 +7,8 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
 from calls.demo import DEMO_EMAIL, DEMO_PASSWORD
-from calls.models import Call, CallAnalysis, Membership, Organization, Transcript
+from calls.models import Call, CallAnalysis, Transcript
+from calls.tenancy.models import Membership, Organization
 
 ANCHOR = "2026-06-30"
 

@@ -15,10 +15,10 @@ from django.urls import path
 from django.views.decorators.cache import cache_page, never_cache
 from django.views.decorators.http import require_GET, require_safe
 
-from calliq.decorators import api_organization_required, organization_required
-from calliq.http import OrgRequest
 from calliq.urls import urlpatterns as project_urlpatterns
 from calls.models import Call
+from calls.tenancy.decorators import api_organization_required, organization_required
+from calls.tenancy.http import OrgRequest
 from resilience.cache import cached_view
 
 # How many times each view body ran: a HIT must not run it.

@@ -12,7 +12,8 @@ from django.middleware.csrf import _unmask_cipher_token
 from django.test import Client, override_settings
 
 from calls.events import announce_bulk_change
-from calls.models import ApiToken, Call
+from calls.models import Call
+from calls.tenancy.models import ApiToken
 from resilience.cache import cache_service
 from tests import factories
 from tests.resilience import cache_fixtures, cache_urls

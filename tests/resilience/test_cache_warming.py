@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from calls.models import Membership
+from calls.tenancy.models import Membership
 from resilience.cache import warming
 from tests import factories
 from tests.resilience import cache_fixtures, cache_urls

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from analytics.rollups import analyze_rollups, local_day, rebuild_rollups
-from calls.models import Organization
+from calls.tenancy.models import Organization
 
 
 class Command(BaseCommand):

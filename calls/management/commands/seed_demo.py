@@ -18,7 +18,8 @@ from calls.demo import (
     reset_demo_data,
     seed_demo,
 )
-from calls.models import Call, Organization
+from calls.models import Call
+from calls.tenancy.models import Organization
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from calls.models import Organization
+from calls.tenancy.models import Organization
 from resilience.cache.warming import plan, warm, warmables
 
 

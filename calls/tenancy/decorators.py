@@ -9,7 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from calliq.middleware import api_error
+from calls.tenancy.http import api_error
 
 
 def organization_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from calls.models import ApiToken, Membership, hash_token
+from calls.tenancy.http import api_error
+from calls.tenancy.models import ApiToken, Membership, hash_token
 
 ORGANIZATION_SESSION_KEY = "organization_id"
-
-
-def api_error(status: int, code: str, message: str, fields: dict | None = None) -> JsonResponse:
-    """The one error shape of the JSON API."""
-    return JsonResponse({"error": {"code": code, "message": message, "fields": fields or {}}}, status=status)
 
 
 class BearerTokenMiddleware:
