@@ -16,15 +16,42 @@ find_python() {
   die "Python 3.11 is required (Django 5.2 LTS stack). Install python3.11 with venv support (Debian: apt-get install python3.11 python3.11-venv)."
 }
 
-# ensure_venv REQUIREMENTS_FILE: create .venv and install, only when the requirements changed.
+# requirements_digest FILE: sha256 over FILE and every file it pulls in with
+# -r/-c (paths relative to the including file), so a change to any of them shows.
+requirements_digest() {
+  .venv/bin/python - "$1" <<'PY'
+import hashlib, pathlib, re, sys
+digest, seen = hashlib.sha256(), set()
+def add(path):
+    path = path.resolve()
+    if path in seen:
+        return
+    seen.add(path)
+    text = path.read_bytes()
+    # Contents only, not absolute paths: every clone sharing one .venv agrees.
+    digest.update(text + b"\0")
+    for line in text.decode().splitlines():
+        match = re.match(r"\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)", line)
+        if match:
+            add(path.parent / match.group(1))
+add(pathlib.Path(sys.argv[1]))
+print(digest.hexdigest())
+PY
+}
+
+# ensure_venv REQUIREMENTS_FILE: create .venv and install REQUIREMENTS_FILE, only
+# when it or a file it includes changed since the last install. Each requirements
+# file has its own stamp, named after its path (bench/requirements.txt and
+# requirements.txt must not share one: a stamp written for one would make the
+# other look installed).
 ensure_venv() {
-  local requirements=$1 stamp=".venv/.installed-$(basename "$1")"
+  local requirements=$1 stamp digest
+  stamp=".venv/.installed-$(printf '%s' "$requirements" | tr '/' '_')"
   if [ ! -x .venv/bin/python ]; then
     say "Creating .venv"
     "$(find_python)" -m venv .venv || die "Could not create .venv: install the venv module (Debian: apt-get install python3.11-venv)."
   fi
-  local digest
-  digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+  digest=$(requirements_digest "$requirements") || die "Could not read $requirements or a file it includes."
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     say "Installing Python packages from $requirements"
     .venv/bin/python -m pip install --quiet --upgrade pip
@@ -33,11 +60,39 @@ ensure_venv() {
   fi
 }
 
+# ensure_node_packages: when there is a package.json, install its packages with
+# npm (npm ci when package-lock.json pins them), only when package.json or the
+# lock file changed since the last install.
+ensure_node_packages() {
+  [ -f package.json ] || return 0
+  command -v npm >/dev/null 2>&1 ||
+    die "package.json needs Node.js and npm to install its packages: install them (Debian: apt-get install nodejs npm)."
+  local stamp=node_modules/.calliq-installed digest
+  digest=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    say "Installing node packages from package.json"
+    if [ -f package-lock.json ]; then
+      npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed (see above)."
+    else
+      npm install --no-audit --no-fund --loglevel=error || die "npm install failed (see above)."
+    fi
+    mkdir -p node_modules && echo "$digest" > "$stamp"
+  fi
+}
+
 # redis_answers URL: exit 0 when a Redis answers PING at URL.
 redis_answers() {
   .venv/bin/python - "$1" <<'PY' >/dev/null 2>&1
 import sys, redis
 redis.Redis.from_url(sys.argv[1], socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+PY
+}
+
+# redis_dir URL: print the data directory of the Redis at URL (how run.sh knows a Redis is this clone's).
+redis_dir() {
+  .venv/bin/python - "$1" <<'PY' 2>/dev/null
+import sys, redis
+print(redis.Redis.from_url(sys.argv[1], socket_connect_timeout=0.5, socket_timeout=0.5).config_get("dir")["dir"])
 PY
 }
 

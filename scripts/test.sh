@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 
 ensure_venv requirements-dev.txt
+ensure_node_packages
 
 CHROMIUM=${CALLIQ_CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$CHROMIUM" ]; then
