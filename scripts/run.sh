@@ -1,84 +1,166 @@
 #!/usr/bin/env bash
-# Runs CallIQ as a new user would: .venv, migrations, demo data when the
-# database is empty, static files, then the provider simulator, a Celery
-# worker and beat, and gunicorn with two workers. Ctrl-C stops everything.
+# Runs CallIQ as a new user would: .venv (and the node packages when there is
+# a package.json), migrations, demo data when the database is empty, static
+# files, then the Procfile's processes under honcho: gunicorn with two workers,
+# the provider simulator, a Celery worker and beat, and a private redis-server
+# when no Redis answers. Every port is checked before anything starts. When a
+# process exits the console names it, with its exit status and the last lines
+# of its log; the worker and beat are restarted, any other exit stops the
+# stack. Ctrl-C stops everything, and no process of the run is left behind.
 #
 # Environment (all optional): DATABASE_URL (default: SQLite in var/),
-# REDIS_URL (default redis://127.0.0.1:6379/0; a private redis-server is
-# started when nothing answers), PORT (8000), CALLIQ_DEMO_CALLS (20000),
-# DJANGO_SECRET_KEY (default: a random key kept in var/secret_key).
+# REDIS_URL (default redis://127.0.0.1:6379/0; when nothing answers there, a
+# private redis-server on 127.0.0.1:PRIVATE_REDIS_PORT, 6390; empty = degraded),
+# PORT (8000), SIMULATOR_PORT (8765, or the port of PROVIDER_SIMULATOR_URL),
+# CALLIQ_DEMO_CALLS (20000), DJANGO_SECRET_KEY and PROVIDER_SIMULATOR_SECRET
+# (default: random, kept in var/), GUNICORN_CMD_ARGS (extra gunicorn options,
+# e.g. --certfile and --keyfile for HTTPS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 
 ensure_venv requirements.txt
+ensure_node_packages
 mkdir -p var/log var/run
 
-if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
-  [ -s var/secret_key ] || .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
-  DJANGO_SECRET_KEY=$(cat var/secret_key)
-  export DJANGO_SECRET_KEY
-fi
-PORT=${PORT:-8000}
-export DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
-export PROVIDER_SIMULATOR_URL=${PROVIDER_SIMULATOR_URL:-http://127.0.0.1:8765}
+stack() { .venv/bin/python scripts/stack.py "$@"; }
+manage() { .venv/bin/python manage.py "$@"; }
 
-# Redis: use the one at REDIS_URL, else start a private one, else run degraded.
+# keep_secret VARIABLE FILE: VARIABLE from the environment, else a random value kept in var/FILE (mode 600).
+keep_secret() {
+  if [ -z "${!1:-}" ]; then
+    [ -s "var/$2" ] || (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))' > "var/$2")
+    printf -v "$1" '%s' "$(cat "var/$2")"
+  fi
+  export "${1?}"
+}
+keep_secret DJANGO_SECRET_KEY secret_key
+# The simulator's control endpoint answers only requests that carry this secret.
+keep_secret PROVIDER_SIMULATOR_SECRET provider_simulator_secret
+export DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
+
+# --- Ports: say which one is taken, by what, and how to change it -----------
+PORT=${PORT:-8000}
+if [ -z "${SIMULATOR_PORT:-}" ]; then
+  SIMULATOR_PORT=8765
+  if [ -n "${PROVIDER_SIMULATOR_URL:-}" ]; then
+    SIMULATOR_PORT=${PROVIDER_SIMULATOR_URL##*:}
+    SIMULATOR_PORT=${SIMULATOR_PORT%%/*}
+  fi
+fi
+PRIVATE_REDIS_PORT=${PRIVATE_REDIS_PORT:-6390}
+export PORT SIMULATOR_PORT PRIVATE_REDIS_PORT
+export PROVIDER_SIMULATOR_URL=${PROVIDER_SIMULATOR_URL:-http://127.0.0.1:${SIMULATOR_PORT}}
+
+processes=(web)  # first, so that honcho hands it PORT unchanged
+stack check-port "$PORT" "the app, gunicorn" PORT || exit 1
+
+case "$PROVIDER_SIMULATOR_URL" in
+  http://127.0.0.1:*|http://localhost:*)
+    if stack check-port "$SIMULATOR_PORT" "the provider simulator" SIMULATOR_PORT 2>/dev/null; then
+      processes+=(simulator)
+    # A simulator that accepts our secret is ours to share: its state is only
+    # test knobs and counters.
+    elif manage provider_simulator stats --url "$PROVIDER_SIMULATOR_URL" >/dev/null 2>&1; then
+      say "Reusing the provider simulator that already answers at $PROVIDER_SIMULATOR_URL ($(stack owner "$SIMULATOR_PORT"))"
+    else
+      stack check-port "$SIMULATOR_PORT" "the provider simulator" SIMULATOR_PORT || exit 1
+    fi ;;
+  *) say "Using the provider simulator at $PROVIDER_SIMULATOR_URL (not started here)" ;;
+esac
+
+# Redis: the one at REDIS_URL, else a private one, else degraded. Set-up runs
+# against SETUP_REDIS_URL: a private Redis starts only with the stack, and a
+# brand-new one holds nothing the set-up could leave stale.
 REDIS_URL=${REDIS_URL-redis://127.0.0.1:6379/0}
+SETUP_REDIS_URL=$REDIS_URL
 if [ -n "$REDIS_URL" ] && ! redis_answers "$REDIS_URL"; then
   if command -v redis-server >/dev/null 2>&1; then
-    say "Nothing answers at $REDIS_URL: starting a private redis-server on 127.0.0.1:6390"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6390 --save "" --appendonly no \
-      --dir "$PWD/var" --pidfile "$PWD/var/run/redis.pid" --logfile "$PWD/var/log/redis.log"
-    REDIS_URL=redis://127.0.0.1:6390/0
-    for _ in $(seq 1 20); do redis_answers "$REDIS_URL" && break; sleep 0.5; done
+    private_url="redis://127.0.0.1:${PRIVATE_REDIS_PORT}/0"
+    if stack check-port "$PRIVATE_REDIS_PORT" "the private Redis" PRIVATE_REDIS_PORT 2>/dev/null; then
+      say "Nothing answers at $REDIS_URL: a private redis-server will serve 127.0.0.1:${PRIVATE_REDIS_PORT}"
+      processes+=(redis)
+      SETUP_REDIS_URL=""
+    # Only a Redis whose data directory is this clone's var/ (a private Redis
+    # an earlier run of this clone left behind) is safe to share: another
+    # clone's would mix two databases' tasks and cache.
+    elif [ "$(redis_dir "$private_url")" = "$(pwd -P)/var" ]; then
+      say "Reusing this clone's private redis-server on 127.0.0.1:${PRIVATE_REDIS_PORT} ($(stack owner "$PRIVATE_REDIS_PORT"))"
+      SETUP_REDIS_URL=$private_url
+    else
+      stack check-port "$PRIVATE_REDIS_PORT" "the private Redis" PRIVATE_REDIS_PORT || exit 1
+    fi
+    REDIS_URL=$private_url
   else
     warn "No Redis at $REDIS_URL and no redis-server binary: running DEGRADED (local-memory cache, per-process breakers, tasks run in the web process). Install redis-server for the full app."
     REDIS_URL=""
+    SETUP_REDIS_URL=""
   fi
 fi
 export REDIS_URL
+[ -z "$REDIS_URL" ] || processes+=(worker beat)
 
-manage() { .venv/bin/python manage.py "$@"; }
+# --- Set-up -----------------------------------------------------------------
 say "Applying migrations"
-manage migrate --noinput -v 0
+REDIS_URL=$SETUP_REDIS_URL manage migrate --noinput -v 0
 say "Seeding demo data if the database is empty"
-manage seed_demo --if-empty --calls "${CALLIQ_DEMO_CALLS:-20000}" --orgs 3
+REDIS_URL=$SETUP_REDIS_URL manage seed_demo --if-empty --calls "${CALLIQ_DEMO_CALLS:-20000}" --orgs 3
 say "Collecting static files"
-manage collectstatic --noinput -v 0
+REDIS_URL=$SETUP_REDIS_URL manage collectstatic --noinput -v 0
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  say "Stopping CallIQ"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -f var/run/redis.pid ]; then kill "$(cat var/run/redis.pid)" 2>/dev/null || true; rm -f var/run/redis.pid; fi
+# --- The stack --------------------------------------------------------------
+# Every process of this run inherits the token; after honcho returns,
+# `stack.py sweep` stops whatever still carries it, by PID.
+CALLIQ_RUN_TOKEN=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
+export CALLIQ_RUN_TOKEN
+honcho_pid=""
+
+stop_stack() {
+  local signal=$1
+  trap - INT TERM
+  if [ -n "$honcho_pid" ] && kill -0 "$honcho_pid" 2>/dev/null; then
+    say "Stopping CallIQ"
+    kill "-$signal" "$honcho_pid" 2>/dev/null || true
+  fi
 }
-trap cleanup INT TERM EXIT
+finish() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$honcho_pid" ]; then
+    kill -0 "$honcho_pid" 2>/dev/null && kill -TERM "$honcho_pid" 2>/dev/null
+    while kill -0 "$honcho_pid" 2>/dev/null; do wait "$honcho_pid" 2>/dev/null || true; done
+  fi
+  stack sweep "$CALLIQ_RUN_TOKEN" || true
+  say "CallIQ stopped; logs in var/log/"
+  exit "$status"
+}
+# Ctrl-C reaches honcho directly (same process group); forwarding covers a
+# signal sent to this script alone. honcho stops every line's process group.
+trap 'stop_stack INT' INT
+trap 'stop_stack TERM' TERM
+trap finish EXIT
 
-say "Starting the provider simulator on ${PROVIDER_SIMULATOR_URL} (log: var/log/simulator.log)"
-manage provider_simulator --port "${PROVIDER_SIMULATOR_URL##*:}" >var/log/simulator.log 2>&1 &
-pids+=($!)
-if [ -n "$REDIS_URL" ]; then
-  say "Starting a Celery worker and beat (logs: var/log/celery-*.log)"
-  .venv/bin/celery -A calliq worker --concurrency 2 --loglevel INFO >var/log/celery-worker.log 2>&1 &
-  pids+=($!)
-  .venv/bin/celery -A calliq beat --schedule var/run/celerybeat-schedule --loglevel INFO >var/log/celery-beat.log 2>&1 &
-  pids+=($!)
-fi
-say "Starting gunicorn with 2 workers on http://127.0.0.1:${PORT}/"
-.venv/bin/gunicorn calliq.wsgi --workers 2 --bind "127.0.0.1:${PORT}" --access-logfile - --error-logfile - &
-pids+=($!)
+scheme=http
+case "${GUNICORN_CMD_ARGS:-}" in *--certfile*) scheme=https ;; esac
+say "Starting ${processes[*]} under honcho (logs: var/log/<name>.log)"
+.venv/bin/honcho start --procfile Procfile --port "$PORT" "${processes[@]}" &
+honcho_pid=$!
 
-sleep 2
-cat <<MSG
+if stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600; then
+  cat <<MSG
 
-  CallIQ is running:   http://127.0.0.1:${PORT}/
+  CallIQ is running:   ${scheme}://127.0.0.1:${PORT}/
   Demo login:          demo@calliq.example / calliq-demo
   Staff login:         admin@calliq.example / calliq-admin   (monitoring and admin)
   Redis:               ${REDIS_URL:-none (DEGRADED mode)}
+  Provider simulator:  ${PROVIDER_SIMULATOR_URL}
   Press Ctrl-C to stop.
 
 MSG
-wait -n "${pids[@]}"
+fi
+# A trapped signal interrupts `wait`; keep waiting until honcho has stopped everything.
+while :; do
+  wait "$honcho_pid" && status=0 || status=$?
+  kill -0 "$honcho_pid" 2>/dev/null || break
+done
+exit "$status"

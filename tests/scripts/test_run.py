@@ -1,0 +1,221 @@
+"""`make run` as a person uses it, in a fresh clone: the stack comes up under
+honcho, a Celery worker killed with SIGKILL (as the OOM killer would) is named
+on the console and comes back while the web app keeps answering, and Ctrl-C
+leaves no process of the run behind. Also: a taken port is named, with its
+owner and the variable that changes it, before anything starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROC = Path("/proc")
+
+pytestmark = pytest.mark.slow
+
+
+def stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, ... (field 22, starttime, is [19])."""
+    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def proc_identity(pid: int) -> tuple[int, str]:
+    """(pid, start time): a PID the kernel reused later is another process."""
+    try:
+        fields = stat_fields(pid)
+    except OSError:
+        return (pid, "")
+    return (pid, "" if fields[0] == "Z" else fields[19])
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(stat_fields(pid)[1])
+    except OSError:
+        return 0
+
+
+def group_of(pid: int) -> int:
+    try:
+        return int(stat_fields(pid)[2])
+    except OSError:
+        return 0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def children_of(root: int) -> list[int]:
+    """Every live descendant of root."""
+    parents = {}
+    for entry in PROC.glob("[0-9]*"):
+        parents[int(entry.name)] = parent_of(int(entry.name))
+    found, frontier = [], [root]
+    while frontier:
+        current = frontier.pop()
+        for pid, parent in parents.items():
+            if parent == current:
+                found.append(pid)
+                frontier.append(pid)
+    return found
+
+
+def processes_in_groups(groups: set[int]) -> list[str]:
+    found = []
+    for entry in PROC.glob("[0-9]*"):
+        try:
+            fields = stat_fields(int(entry.name))
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) in groups:
+            found.append(f"{entry.name}: {cmdline(int(entry.name))}")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def wait_for(predicate, seconds: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the run stopped while waiting for {what}:\n{log.read_text() if log else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:] if log else ''}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """The committed tree, cloned; the shared .venv by symlink (its stamps match: nothing reinstalls)."""
+    dest = tmp_path / "calliq"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
+    (dest / ".venv").symlink_to((REPO / ".venv").resolve())
+    return dest
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """A person's shell: nothing of the test settings (eager Celery, test secret key) leaks in."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TZ") if name in os.environ}
+    env.update(
+        REDIS_URL=os.environ["REDIS_URL"],  # the tests' own Redis DB (conftest empties it)
+        CACHE_KEY_PREFIX="calliq-runtest",
+        CALLIQ_DEMO_CALLS="200",
+        DJANGO_DEBUG="1",
+    )
+    env.update(extra)
+    return env
+
+
+def worker_process(run_pid: int) -> int | None:
+    """The Celery worker's main process: the celery child of the worker's supervisor."""
+    for pid in children_of(run_pid):
+        if "celery" in cmdline(pid) and " worker" in cmdline(pid) and "supervise.py" in cmdline(parent_of(pid)):
+            return pid
+    return None
+
+
+def test_worker_killed_comes_back_web_keeps_answering_and_ctrl_c_leaves_nothing(clone, tmp_path):
+    port, simulator_port = free_port(), free_port()
+    console = tmp_path / "console.log"
+    app = f"http://127.0.0.1:{port}/accounts/login/"
+    worker_log = clone / "var" / "log" / "worker.log"
+    with console.open("w") as out:
+        run = subprocess.Popen(
+            ["bash", "scripts/run.sh"],
+            cwd=clone,
+            env=run_env(PORT=str(port), SIMULATOR_PORT=str(simulator_port), PRIVATE_REDIS_PORT=str(free_port())),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: what Ctrl-C in a terminal signals
+        )
+    seen: set[tuple[int, str]] = set()
+    groups: set[int] = set()
+    try:
+        wait_for(lambda: status_of(app) == 200, 240, "the app to answer", run, console)
+        wait_for(lambda: worker_log.exists() and "ready." in worker_log.read_text(), 120, "the worker", run, console)
+        seen |= {proc_identity(pid) for pid in children_of(run.pid)}
+        groups |= {group_of(pid) for pid, _ in seen} - {0}
+        worker = worker_process(run.pid)
+        assert worker is not None, "no Celery worker under the run"
+
+        os.kill(worker, signal.SIGKILL)
+
+        wait_for(lambda: worker_log.read_text().count("ready.") == 2, 120, "the worker to come back", run, console)
+        assert status_of(app) == 200
+        assert run.poll() is None
+        output = console.read_text()
+        assert f"==> worker (pid {worker}) exited: killed by SIGKILL (signal 9)." in output
+        assert "==> Last lines of var/log/worker.log:" in output
+        assert "==> Restarting worker in 1 s" in output
+        restarted = worker_process(run.pid)
+        assert restarted not in (None, worker)
+        seen |= {proc_identity(pid) for pid in children_of(run.pid)}
+        assert len(seen) >= 8  # honcho, supervisors, gunicorn and its workers, simulator, celery...
+
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+    output = console.read_text()
+    assert "SIGINT received" in output
+    assert "CallIQ stopped" in output
+    survivors = [identity for identity in seen if identity[1] and proc_identity(identity[0]) == identity]
+    assert survivors == [], f"processes of the run survived the stop: {survivors}"
+    assert processes_in_groups(groups | {run.pid}) == []
+    # The ports are free again: the next `make run` starts.
+    for taken in (port, simulator_port):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", taken))
+
+
+def test_a_taken_port_is_named_with_its_owner_and_how_to_change_it(clone):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = subprocess.run(
+            ["bash", "scripts/run.sh"],
+            cwd=clone,
+            env=run_env(PORT=str(free_port()), SIMULATOR_PORT=str(taken)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"port {taken} (the provider simulator) is already in use, by pid {os.getpid()}:" in result.stderr
+    assert "SIMULATOR_PORT=<free port> make run" in result.stderr
+    # It stopped before the set-up: nothing migrated, nothing started.
+    assert "Applying migrations" not in result.stdout
+    assert not (clone / "var" / "calliq.sqlite3").exists()
