@@ -136,7 +136,9 @@ def run_env(**extra: str) -> dict[str, str]:
 def worker_process(run_pid: int) -> int | None:
     """The Celery worker's main process: the celery child of the worker's supervisor."""
     for pid in children_of(run_pid):
-        if "celery" in cmdline(pid) and " worker" in cmdline(pid) and "supervise.py" in cmdline(parent_of(pid)):
+        command = cmdline(pid)
+        celery_worker = " worker " in command and "celery" in command and "supervise.py" not in command
+        if celery_worker and "supervise.py" in cmdline(parent_of(pid)):
             return pid
     return None
 
