@@ -114,30 +114,44 @@ REDIS_URL=$SETUP_REDIS_URL manage collectstatic --noinput -v 0
 CALLIQ_RUN_TOKEN=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
 export CALLIQ_RUN_TOKEN
 honcho_pid=""
+stop_requested=""
+# Why the stack stopped, written by the supervisor of a process that ended it.
+export CALLIQ_STOP_REASON_FILE=var/run/stop-reason
+rm -f "$CALLIQ_STOP_REASON_FILE"
 
 stop_stack() {
-  local signal=$1
+  set +e
   trap - INT TERM
+  stop_requested=$SECONDS
   if [ -n "$honcho_pid" ] && kill -0 "$honcho_pid" 2>/dev/null; then
     say "Stopping CallIQ"
-    kill "-$signal" "$honcho_pid" 2>/dev/null || true
+    kill "-$1" "$honcho_pid" 2>/dev/null
   fi
 }
+# On any exit: honcho gets 10 s to stop its lines (it sends SIGKILL after 5),
+# then the sweep stops by PID whatever of this run is left, honcho included.
 finish() {
-  local status=$?
+  local status=$? waited=0
+  set +e
   trap - EXIT INT TERM
-  if [ -n "$honcho_pid" ]; then
-    kill -0 "$honcho_pid" 2>/dev/null && kill -TERM "$honcho_pid" 2>/dev/null
-    while kill -0 "$honcho_pid" 2>/dev/null; do wait "$honcho_pid" 2>/dev/null || true; done
+  if [ -n "$honcho_pid" ] && kill -0 "$honcho_pid" 2>/dev/null; then
+    kill -TERM "$honcho_pid" 2>/dev/null
+    while kill -0 "$honcho_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
   fi
-  stack sweep "$CALLIQ_RUN_TOKEN" || true
+  stack sweep "$CALLIQ_RUN_TOKEN"
+  if [ -s "$CALLIQ_STOP_REASON_FILE" ]; then
+    warn "CallIQ stopped because $(cat "$CALLIQ_STOP_REASON_FILE")"
+  fi
   say "CallIQ stopped; logs in var/log/"
   exit "$status"
 }
 # Ctrl-C reaches honcho directly (same process group); forwarding covers a
 # signal sent to this script alone. honcho stops every line's process group.
+# SIGPIPE ignored: with `make run | tee log` and Ctrl-C, tee dies first, and
+# this script must live on to stop the stack.
 trap 'stop_stack INT' INT
 trap 'stop_stack TERM' TERM
+trap '' PIPE
 trap finish EXIT
 
 scheme=http
@@ -158,9 +172,13 @@ if stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600; then
 
 MSG
 fi
-# A trapped signal interrupts `wait`; keep waiting until honcho has stopped everything.
-while :; do
-  wait "$honcho_pid" && status=0 || status=$?
-  kill -0 "$honcho_pid" 2>/dev/null || break
+# Polling, not a bare `wait`: after a stop request, 10 s is all honcho gets
+# before finish() takes over.
+while kill -0 "$honcho_pid" 2>/dev/null; do
+  if [ -n "$stop_requested" ] && [ $((SECONDS - stop_requested)) -ge 10 ]; then
+    warn "honcho did not stop within 10 s: stopping what is left by PID"
+    exit 1
+  fi
+  sleep 0.5 || true
 done
-exit "$status"
+wait "$honcho_pid"

@@ -14,6 +14,9 @@ name when a signal killed it) and the last lines of its log; then
 - without it (web, simulator, private Redis): exits with the command's status,
   and honcho stops the whole stack.
 
+The first process to stop the stack writes why to CALLIQ_STOP_REASON_FILE
+(when run.sh sets it), so the console's last words name the cause.
+
 Why a wrapper and not honcho alone: honcho, like foreman, treats the exit of
 any process as the end of the formation (Manager.loop terminates every other
 process) and has no restart policy (a --respawn option was proposed and never
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -121,6 +125,16 @@ class Supervisor:
             f"==> Last lines of {self.log_path}:\n{lines}"
         )
 
+    def record_stop_reason(self, returncode: int, how_often: str) -> None:
+        """For run.sh's last words: the first process to stop the stack says so in CALLIQ_STOP_REASON_FILE."""
+        path = os.environ.get("CALLIQ_STOP_REASON_FILE")
+        if not path:
+            return
+        reason = f"{self.name} (pid {self.last_pid}) exited{how_often}: {describe_status(returncode)}; "
+        reason += f"its last lines are above and in {self.log_path}\n"
+        with contextlib.suppress(FileExistsError), open(path, "x", encoding="utf-8") as file:
+            file.write(reason)
+
     def give_up(self) -> bool:
         now = time.monotonic()
         self.crashes.append(now)
@@ -138,12 +152,14 @@ class Supervisor:
             self.report(returncode)
             if not self.restart:
                 self.say(f"==> {self.name} is not restarted: stopping every process of the stack.")
+                self.record_stop_reason(returncode, "")
                 return returncode or 1
             if self.give_up():
                 self.say(
                     f"==> {self.name} exited {len(self.crashes)} times within {CRASH_WINDOW:.0f} s: "
                     "giving up and stopping every process of the stack."
                 )
+                self.record_stop_reason(returncode, f" for the {len(self.crashes)}th time in {CRASH_WINDOW:.0f} s")
                 return returncode or 1
             delay = min(BACKOFF_MAX, 2.0 ** (len(self.crashes) - 1))
             self.say(f"==> Restarting {self.name} in {delay:.0f} s (crash {len(self.crashes)} of {MAX_CRASHES}).")

@@ -133,72 +133,143 @@ def run_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def worker_process(run_pid: int) -> int | None:
-    """The Celery worker's main process: the celery child of the worker's supervisor."""
+def supervised(run_pid: int, name: str) -> int | None:
+    """The main process of a Procfile line (`celery ... worker`, `manage.py provider_simulator`...):
+    the child of the supervisor whose command line holds name."""
     for pid in children_of(run_pid):
         command = cmdline(pid)
-        celery_worker = " worker " in command and "celery" in command and "supervise.py" not in command
-        if celery_worker and "supervise.py" in cmdline(parent_of(pid)):
+        if name in command and "supervise.py" not in command and "supervise.py" in cmdline(parent_of(pid)):
             return pid
     return None
 
 
+class Run:
+    """`bash scripts/run.sh` in the clone, in a session of its own (what Ctrl-C in a terminal signals),
+    remembering every process that ever ran under it."""
+
+    def __init__(self, clone: Path, console: Path, **env: str) -> None:
+        self.clone, self.console = clone, console
+        self.port = int(env["PORT"])
+        self.app = f"http://127.0.0.1:{self.port}/accounts/login/"
+        with console.open("w") as out:
+            self.proc = subprocess.Popen(
+                ["bash", "scripts/run.sh"],
+                cwd=clone,
+                env=run_env(**env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.seen: set[tuple[int, str]] = set()
+        self.groups: set[int] = {self.proc.pid}
+
+    def output(self) -> str:
+        return self.console.read_text()
+
+    def log(self, name: str) -> str:
+        path = self.clone / "var" / "log" / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def wait_for(self, predicate, seconds: float, what: str) -> None:
+        wait_for(predicate, seconds, what, self.proc, self.console)
+
+    def remember(self) -> None:
+        identities = {proc_identity(pid) for pid in children_of(self.proc.pid)}
+        self.seen |= {identity for identity in identities if identity[1]}
+        self.groups |= {group_of(pid) for pid, _ in identities} - {0}
+
+    def survivors(self) -> list[str]:
+        alive = [f"{pid}: {cmdline(pid)}" for pid, start in self.seen if proc_identity(pid) == (pid, start)]
+        return alive + processes_in_groups(self.groups)
+
+    def kill_everything(self) -> None:
+        """Only when a test failed half-way: nothing of the run may outlive the test."""
+        self.remember()
+        for pid, start in self.seen:
+            if proc_identity(pid) == (pid, start):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def assert_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+
+
 def test_worker_killed_comes_back_web_keeps_answering_and_ctrl_c_leaves_nothing(clone, tmp_path):
-    port, simulator_port = free_port(), free_port()
-    console = tmp_path / "console.log"
-    app = f"http://127.0.0.1:{port}/accounts/login/"
-    worker_log = clone / "var" / "log" / "worker.log"
-    with console.open("w") as out:
-        run = subprocess.Popen(
-            ["bash", "scripts/run.sh"],
-            cwd=clone,
-            env=run_env(PORT=str(port), SIMULATOR_PORT=str(simulator_port), PRIVATE_REDIS_PORT=str(free_port())),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: what Ctrl-C in a terminal signals
-        )
-    seen: set[tuple[int, str]] = set()
-    groups: set[int] = set()
+    simulator_port = free_port()
+    run = Run(clone, tmp_path / "console.log", PORT=str(free_port()), SIMULATOR_PORT=str(simulator_port))
     try:
-        wait_for(lambda: status_of(app) == 200, 240, "the app to answer", run, console)
-        wait_for(lambda: worker_log.exists() and "ready." in worker_log.read_text(), 120, "the worker", run, console)
-        seen |= {proc_identity(pid) for pid in children_of(run.pid)}
-        groups |= {group_of(pid) for pid, _ in seen} - {0}
-        worker = worker_process(run.pid)
+        run.wait_for(lambda: status_of(run.app) == 200, 240, "the app to answer")
+        run.wait_for(lambda: "ready." in run.log("worker"), 120, "the worker")
+        run.remember()
+        worker = supervised(run.proc.pid, " worker ")
         assert worker is not None, "no Celery worker under the run"
 
         os.kill(worker, signal.SIGKILL)
 
-        wait_for(lambda: worker_log.read_text().count("ready.") == 2, 120, "the worker to come back", run, console)
-        assert status_of(app) == 200
-        assert run.poll() is None
-        output = console.read_text()
+        run.wait_for(lambda: run.log("worker").count("ready.") == 2, 120, "the worker to come back")
+        assert status_of(run.app) == 200
+        assert run.proc.poll() is None
+        output = run.output()
         assert f"==> worker (pid {worker}) exited: killed by SIGKILL (signal 9)." in output
         assert "==> Last lines of var/log/worker.log:" in output
         assert "==> Restarting worker in 1 s" in output
-        restarted = worker_process(run.pid)
-        assert restarted not in (None, worker)
-        seen |= {proc_identity(pid) for pid in children_of(run.pid)}
-        assert len(seen) >= 8  # honcho, supervisors, gunicorn and its workers, simulator, celery...
+        assert supervised(run.proc.pid, " worker ") not in (None, worker)
+        run.remember()
+        assert len(run.seen) >= 10  # honcho, shells, supervisors, gunicorn and its workers, simulator, celery...
 
-        os.killpg(run.pid, signal.SIGINT)
-        run.wait(timeout=30)
+        os.killpg(run.proc.pid, signal.SIGINT)
+        run.proc.wait(timeout=30)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+        if run.proc.poll() is None:
+            run.kill_everything()
 
-    output = console.read_text()
+    output = run.output()
     assert "SIGINT received" in output
-    assert "CallIQ stopped" in output
-    survivors = [identity for identity in seen if identity[1] and proc_identity(identity[0]) == identity]
-    assert survivors == [], f"processes of the run survived the stop: {survivors}"
-    assert processes_in_groups(groups | {run.pid}) == []
+    assert "CallIQ stopped; logs in var/log/" in output
+    assert "stopped because" not in output
+    assert run.survivors() == []
     # The ports are free again: the next `make run` starts.
-    for taken in (port, simulator_port):
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", taken))
+    assert_port_free(run.port)
+    assert_port_free(simulator_port)
+
+
+def test_simulator_exit_stops_the_stack_with_its_private_redis_and_names_the_cause(clone, tmp_path):
+    redis_port = free_port()
+    run = Run(
+        clone,
+        tmp_path / "console.log",
+        PORT=str(free_port()),
+        SIMULATOR_PORT=str(free_port()),
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing answers there
+        PRIVATE_REDIS_PORT=str(redis_port),
+    )
+    try:
+        run.wait_for(lambda: status_of(run.app) == 200, 240, "the app to answer")
+        run.wait_for(lambda: "ready." in run.log("worker"), 120, "the worker")
+        assert f"a private redis-server will serve 127.0.0.1:{redis_port}" in run.output()
+        assert supervised(run.proc.pid, "redis-server") is not None
+        run.remember()
+        simulator = supervised(run.proc.pid, "provider_simulator")
+        assert simulator is not None
+
+        os.kill(simulator, signal.SIGKILL)
+        run.proc.wait(timeout=30)
+    finally:
+        if run.proc.poll() is None:
+            run.kill_everything()
+
+    assert run.proc.returncode != 0
+    output = run.output()
+    assert f"==> simulator (pid {simulator}) exited: killed by SIGKILL (signal 9)." in output
+    assert "==> simulator is not restarted: stopping every process of the stack." in output
+    assert f"CallIQ stopped because simulator (pid {simulator}) exited: killed by SIGKILL (signal 9)" in output
+    assert run.survivors() == []
+    assert_port_free(redis_port)
 
 
 def test_a_taken_port_is_named_with_its_owner_and_how_to_change_it(clone):
