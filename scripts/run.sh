@@ -145,8 +145,9 @@ finish() {
   say "CallIQ stopped; logs in var/log/"
   exit "$status"
 }
-# Ctrl-C reaches honcho directly (same process group); forwarding covers a
-# signal sent to this script alone. honcho stops every line's process group.
+# honcho runs in a session of its own, so that a signal reaches it once, from
+# here: Ctrl-C (which signals this script's process group) and a signal sent to
+# this script alone alike. honcho then stops every line's process group.
 # SIGPIPE ignored: with `make run | tee log` and Ctrl-C, tee dies first, and
 # this script must live on to stop the stack.
 trap 'stop_stack INT' INT
@@ -157,7 +158,9 @@ trap finish EXIT
 scheme=http
 case "${GUNICORN_CMD_ARGS:-}" in *--certfile*) scheme=https ;; esac
 say "Starting ${processes[*]} under honcho (logs: var/log/<name>.log)"
-.venv/bin/honcho start --procfile Procfile --port "$PORT" "${processes[@]}" &
+own_session=()
+command -v setsid >/dev/null 2>&1 && own_session=(setsid)
+"${own_session[@]}" .venv/bin/honcho start --procfile Procfile --port "$PORT" "${processes[@]}" &
 honcho_pid=$!
 
 if stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600; then
@@ -172,13 +175,17 @@ if stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600; then
 
 MSG
 fi
-# Polling, not a bare `wait`: after a stop request, 10 s is all honcho gets
+# Polling, not a bare `wait`: after a stop request, 8 s is all honcho gets
 # before finish() takes over.
 while kill -0 "$honcho_pid" 2>/dev/null; do
-  if [ -n "$stop_requested" ] && [ $((SECONDS - stop_requested)) -ge 10 ]; then
-    warn "honcho did not stop within 10 s: stopping what is left by PID"
+  if [ -n "$stop_requested" ] && [ $((SECONDS - stop_requested)) -ge 8 ]; then
+    warn "honcho did not stop within 8 s: stopping what is left by PID"
     exit 1
   fi
   sleep 0.5 || true
 done
-wait "$honcho_pid"
+status=0
+wait "$honcho_pid" || status=$?
+# A stop somebody asked for (Ctrl-C) that went cleanly is a success, not `make: *** Error 130`.
+if [ -n "$stop_requested" ] && { [ "$status" = 130 ] || [ "$status" = 143 ]; }; then status=0; fi
+exit "$status"

@@ -184,23 +184,30 @@ def marked_pids(token: str) -> list[int]:
     return sorted(found)
 
 
+def tell(message: str) -> None:
+    """Print, unless the console is gone (`make run | tee` after Ctrl-C): stopping matters more."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
+
+
 def sweep(token: str, grace: float = 3.0) -> int:
     """SIGTERM every process still marked with token, SIGKILL what outlives grace seconds."""
     if not token or not PROC.is_dir():
         return 0
     leftovers = marked_pids(token)
     for pid in leftovers:
-        print(f"==> Stopping a leftover process of this run, {describe_pid(pid)}", flush=True)
+        description = describe_pid(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+        tell(f"==> Stopped a leftover process of this run, {description}")
     deadline = time.monotonic() + grace
     while leftovers and time.monotonic() < deadline:
         time.sleep(0.1)
         leftovers = [pid for pid in leftovers if _alive(pid) and not _zombie(pid)]
     for pid in leftovers:
-        print(f"==> pid {pid} ignored SIGTERM for {grace:.0f} s: SIGKILL", flush=True)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+        tell(f"==> pid {pid} ignored SIGTERM for {grace:.0f} s: SIGKILL")
     return 0
 
 

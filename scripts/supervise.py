@@ -76,9 +76,14 @@ class Supervisor:
         self.last_pid = 0
 
     def say(self, message: str) -> None:
-        # One write per message so honcho prints it as whole lines.
-        sys.stdout.write(message if message.endswith("\n") else message + "\n")
-        sys.stdout.flush()
+        self.console(message if message.endswith("\n") else message + "\n")
+
+    def console(self, text: str) -> None:
+        """One write per message, so honcho prints whole lines. A console that is gone (honcho
+        died) must not kill the supervisor: its command would be left without one."""
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -94,8 +99,7 @@ class Supervisor:
         for raw in iter(child.stdout.readline, b""):
             line = raw.decode("utf-8", "replace")
             self.tail.append(line.rstrip("\n"))
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            self.console(line)
             log.write(line)
             log.flush()
 
