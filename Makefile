@@ -1,7 +1,7 @@
 # Each target prints what it does. `make run` and `make test` do all their own set-up.
 .PHONY: run test lint format bench seed-million
 
-run:  ## Run the app: .venv, migrations, demo data, simulator, Celery, gunicorn
+run:  ## Run the app: .venv, port checks, migrations, demo data, then the Procfile under honcho (gunicorn, simulator, Celery worker and beat)
 	bash scripts/run.sh
 
 test:  ## Run the whole test suite (installs everything it needs)

@@ -61,7 +61,7 @@ case "$PROVIDER_SIMULATOR_URL" in
       processes+=(simulator)
     # A simulator that accepts our secret is ours to share: its state is only
     # test knobs and counters.
-    elif manage provider_simulator stats --url "$PROVIDER_SIMULATOR_URL" >/dev/null 2>&1; then
+    elif manage provider_simulator --url "$PROVIDER_SIMULATOR_URL" stats >/dev/null 2>&1; then
       say "Reusing the provider simulator that already answers at $PROVIDER_SIMULATOR_URL ($(stack owner "$SIMULATOR_PORT"))"
     else
       stack check-port "$SIMULATOR_PORT" "the provider simulator" SIMULATOR_PORT || exit 1

@@ -292,3 +292,40 @@ def test_a_taken_port_is_named_with_its_owner_and_how_to_change_it(clone):
     # It stopped before the set-up: nothing migrated, nothing started.
     assert "Applying migrations" not in result.stdout
     assert not (clone / "var" / "calliq.sqlite3").exists()
+
+
+def test_a_simulator_that_accepts_our_secret_is_reused_not_reported(clone, tmp_path):
+    port, secret = free_port(), "shared-simulator-secret-for-this-test"
+    simulator = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "python"), "manage.py", "provider_simulator", "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "PROVIDER_SIMULATOR_SECRET": secret},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run = None
+    try:
+        wait_for(lambda: status_of(f"http://127.0.0.1:{port}/_sim/state") != 0, 60, "the simulator", simulator)
+        run = Run(
+            clone,
+            tmp_path / "console.log",
+            PORT=str(free_port()),
+            SIMULATOR_PORT=str(port),
+            PROVIDER_SIMULATOR_SECRET=secret,
+        )
+        run.wait_for(lambda: "Applying migrations" in run.output(), 120, "the set-up")
+        output = run.output()
+        assert (
+            f"Reusing the provider simulator that already answers at http://127.0.0.1:{port} (pid {simulator.pid}:"
+            in output
+        )
+        assert "already in use" not in output
+        # Stopped during the set-up: nothing of the stack was started yet.
+        os.killpg(run.proc.pid, signal.SIGINT)
+        run.proc.wait(timeout=60)
+    finally:
+        if run is not None and run.proc.poll() is None:
+            run.kill_everything()
+        simulator.terminate()
+        simulator.wait(10)
+    assert "Starting" not in run.output()
