@@ -67,16 +67,17 @@ ensure_node_packages() {
   [ -f package.json ] || return 0
   command -v npm >/dev/null 2>&1 ||
     die "package.json needs Node.js and npm to install its packages: install them (Debian: apt-get install nodejs npm)."
-  local stamp=node_modules/.calliq-installed digest
-  digest=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  local stamp=node_modules/.calliq-installed
+  node_digest() { cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1; }
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(node_digest)" ]; then
     say "Installing node packages from package.json"
     if [ -f package-lock.json ]; then
       npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed (see above)."
     else
       npm install --no-audit --no-fund --loglevel=error || die "npm install failed (see above)."
     fi
-    mkdir -p node_modules && echo "$digest" > "$stamp"
+    # After the install: `npm install` writes package-lock.json the first time.
+    mkdir -p node_modules && node_digest > "$stamp"
   fi
 }
 

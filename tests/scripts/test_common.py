@@ -100,3 +100,37 @@ def test_each_requirements_file_has_its_own_stamp_over_what_it_includes(project)
         ".installed-bench_requirements.txt",
         ".installed-requirements.txt",
     ]
+
+
+def ensure_node_packages(project: Path, path: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-c", "source scripts/common.sh && ensure_node_packages"],
+        cwd=project,
+        env={**os.environ, "PATH": path, "npm_config_offline": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_node_packages_install_once_per_package_json_and_a_missing_npm_is_named(project):
+    npm = shutil.which("npm")
+    assert npm is not None, "the test needs npm (Debian: apt-get install npm)"
+    # No package.json: nothing to do, npm or not.
+    assert ensure_node_packages(project, "/nonexistent").returncode == 0
+
+    (project / "package.json").write_text('{"name": "calliq-test", "version": "1.0.0", "private": true}\n')
+    missing = ensure_node_packages(project, "/nonexistent")
+    assert missing.returncode == 1
+    assert "package.json needs Node.js and npm" in missing.stderr
+    assert "apt-get install nodejs npm" in missing.stderr
+
+    path = os.pathsep.join([str(Path(npm).parent), "/usr/bin", "/bin"])
+    first = ensure_node_packages(project, path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Installing node packages from package.json" in first.stdout
+    assert (project / "node_modules" / ".calliq-installed").exists()
+    again = ensure_node_packages(project, path)
+    assert again.returncode == 0
+    assert "Installing" not in again.stdout
