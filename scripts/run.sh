@@ -121,7 +121,7 @@ rm -f "$CALLIQ_STOP_REASON_FILE"
 
 stop_stack() {
   set +e
-  trap - INT TERM
+  trap - INT TERM HUP
   stop_requested=$SECONDS
   if [ -n "$honcho_pid" ] && kill -0 "$honcho_pid" 2>/dev/null; then
     say "Stopping CallIQ"
@@ -133,7 +133,7 @@ stop_stack() {
 finish() {
   local status=$? waited=0
   set +e
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   if [ -n "$honcho_pid" ] && kill -0 "$honcho_pid" 2>/dev/null; then
     kill -TERM "$honcho_pid" 2>/dev/null
     while kill -0 "$honcho_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
@@ -152,6 +152,8 @@ finish() {
 # this script must live on to stop the stack.
 trap 'stop_stack INT' INT
 trap 'stop_stack TERM' TERM
+# A closed terminal: honcho, in its own session, would never hear of it.
+trap 'stop_stack TERM' HUP
 trap '' PIPE
 trap finish EXIT
 
@@ -163,7 +165,10 @@ command -v setsid >/dev/null 2>&1 && own_session=(setsid)
 "${own_session[@]}" .venv/bin/honcho start --procfile Procfile --port "$PORT" "${processes[@]}" &
 honcho_pid=$!
 
-if stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600; then
+# In the background: `wait` gives way to a trapped signal at once, a foreground
+# command would hold it until the app answers.
+stack wait-http "${scheme}://127.0.0.1:${PORT}/" "$honcho_pid" 600 &
+if wait $! && [ -z "$stop_requested" ]; then
   cat <<MSG
 
   CallIQ is running:   ${scheme}://127.0.0.1:${PORT}/
