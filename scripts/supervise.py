@@ -100,8 +100,11 @@ class Supervisor:
             line = raw.decode("utf-8", "replace")
             self.tail.append(line.rstrip("\n"))
             self.console(line)
-            log.write(line)
-            log.flush()
+            # A SIGKILLed Celery worker's pool children may hold the pipe open after a
+            # restart has closed this log: their last lines reach the console only.
+            with contextlib.suppress(ValueError, OSError):
+                log.write(line)
+                log.flush()
 
     def run_once(self) -> int:
         self.tail.clear()
