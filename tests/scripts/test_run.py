@@ -113,10 +113,13 @@ def wait_for(predicate, seconds: float, what: str, proc: subprocess.Popen | None
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
-    """The committed tree, cloned; the shared .venv by symlink (its stamps match: nothing reinstalls)."""
+    """The committed tree, cloned; the shared .venv (and node_modules, once there is a package.json)
+    by symlink: their stamps match, nothing reinstalls."""
     dest = tmp_path / "calliq"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
-    (dest / ".venv").symlink_to((REPO / ".venv").resolve())
+    for installed in (".venv", "node_modules"):
+        if (REPO / installed).exists():
+            (dest / installed).symlink_to((REPO / installed).resolve())
     return dest
 
 
