@@ -239,6 +239,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "calls:list"
+# JSON API rate limit per personal token (django-ratelimit, counted in Redis,
+# fail-open); 0 turns it off.
+CALLIQ_API_RATE_LIMIT = int(os.environ.get("CALLIQ_API_RATE_LIMIT", "120"))
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
 # Signing out renders the styled registration/logged_out.html page.
 
 # --- Internationalisation ---------------------------------------------------
