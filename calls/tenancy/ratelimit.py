@@ -42,8 +42,8 @@ def api_rate_limit_response(request: HttpRequest, token: ApiToken) -> HttpRespon
             rate=f"{per_minute}/m",
             increment=True,
         )
-    except (RedisError, ConnectionInterrupted, OSError):
-        logger.warning("API rate limit not counted (cache unavailable); letting the request through", exc_info=True)
+    except (RedisError, ConnectionInterrupted, OSError) as exc:
+        logger.warning("API rate limit not counted (cache unavailable, fail-open): %s", exc)
         return None
     if usage is None or not usage["should_limit"]:
         return None
