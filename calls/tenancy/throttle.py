@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
@@ -123,6 +124,8 @@ def record_lockout(request: HttpRequest, credentials: dict | None) -> None:
         ip_address=request.axes_ip_address,
         user_agent=(request.axes_user_agent or "")[:255],
         defaults={
+            # Set on update too: axes' "clean up expired attempts" goes by it.
+            "attempt_time": timezone.now(),
             "failures_since_start": request.axes_failures_since_start,
             "path_info": (request.axes_path_info or "")[:255],
             "http_accept": (request.axes_http_accept or "")[:1025],
