@@ -338,3 +338,11 @@ def test_a_bad_authorization_header_on_a_page_is_ignored_not_an_api_error(client
     client.force_login(member.user)
     response = client.get(reverse("calls:list"), headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert response.status_code == 200
+
+
+def test_deleting_a_user_or_an_organization_takes_their_tokens_with_them(member, other_member):
+    ApiToken.issue(user=member.user, organization=member.organization, name="mine")
+    ApiToken.issue(user=other_member.user, organization=other_member.organization, name="theirs")
+    member.user.delete()
+    other_member.organization.delete()
+    assert not ApiToken.objects.exists()
