@@ -4,6 +4,7 @@ environment variable with a safe default (see README "Configuration")."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
+    "axes",
     "calls",
     "analytics",
     "resilience",
@@ -68,6 +70,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "calls.tenancy.middleware.OrganizationMiddleware",
+    # Last: turns a sign-in that django-axes refused into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "calliq.urls"
@@ -239,6 +243,40 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "calls:list"
+# django-axes first: it refuses a locked-out (username, IP) before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "calls.tenancy.throttle.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Sign-in throttling (django-axes, on /accounts/login/ and /admin/login/):
+# after CALLIQ_LOGIN_FAILURE_LIMIT failures for one username from one IP, that
+# pair is locked out for CALLIQ_LOGIN_COOLOFF_MINUTES (each further try restarts
+# the wait). Counted in the default cache (Redis) so every worker agrees;
+# fail-open if Redis is down; lockouts are listed and lifted in the admin
+# (Axes → Access attempts: delete the row). See calls/tenancy/throttle.py.
+AXES_HANDLER = "calls.tenancy.throttle.SignInThrottle"
+AXES_FAILURE_LIMIT = int(os.environ.get("CALLIQ_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CALLIQ_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "calls.tenancy.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "calls.tenancy.throttle.client_ip"
+AXES_RESET_ON_SUCCESS = True
+# The wait runs from the lockout (tries during it are refused, not counted), so
+# the page can say exactly how long is left.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Successful sign-ins are not written to the database on every request (the
+# admin keeps lockouts, not an access log).
+AXES_DISABLE_ACCESS_LOG = True
+# Set by CALLIQ_BEHIND_PROXY: the client address is the one the proxy appends
+# to X-Forwarded-For, never one the client sent.
+CALLIQ_BEHIND_PROXY = env_bool("CALLIQ_BEHIND_PROXY")
+
+# JSON API rate limit per personal token (django-ratelimit, counted in Redis,
+# fail-open); 0 turns it off.
+CALLIQ_API_RATE_LIMIT = int(os.environ.get("CALLIQ_API_RATE_LIMIT", "120"))
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
 # Signing out renders the styled registration/logged_out.html page.
 
 # --- Internationalisation ---------------------------------------------------

@@ -1,4 +1,11 @@
-from django.contrib import admin
+"""Admin for calls and tenancy. API tokens are read-only here: a token is
+issued by its owner (who sees the raw value once) and the admin can only
+revoke it, one way; the database refuses anything else (migration 0004)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from calls.models import Call, CallAnalysis, Transcript
@@ -30,15 +37,54 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "organization", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["organization"]
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "organization",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["organization", "scope"]
     search_fields = ["name", "prefix", "user__username"]
-    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
     list_select_related = ["user", "organization"]
+    # Never the hash (nor, of course, the raw token: it is not stored).
+    fields = [
+        "name",
+        "prefix",
+        "user",
+        "organization",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
+    actions = ["revoke_tokens"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tokens are issued by their owner on the API tokens page, which shows the raw value once.
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # Read-only: re-pointing a token at another user or un-revoking it is an escalation.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # Revoke instead: the row stays as the record of the token.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("calls.revoke_apitoken")
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = queryset.revoke()
+        messages.success(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.")
 
 
 class TranscriptInline(admin.StackedInline):

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +26,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from calls import listing as calls_listing
-from calls.bulk import delete_selection, set_selection_outcome
+from calls.bulk import delete_selection, set_selection_outcome, split_selection
 from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
 from calls.listing import (
     BEFORE,
@@ -125,7 +124,6 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
         "list_url": reverse("calls:list"),
         "select_url": reverse("calls:select"),
         "sort_choices": SORT_CHOICES,
-        "can_manage": request.membership.can_manage,
         "field_errors": [(name, " ".join(table.listing.errors.get(name, []))) for name in FILTER_FIELDS],
         "error_summary": [(field_label(name), " ".join(messages)) for name, messages in table.listing.errors.items()],
         "window_pages": WINDOW_PAGES,
@@ -234,7 +232,6 @@ def selection_update(request: OrgRequest) -> HttpResponse:
         "page": None,
         "page_ids": page_ids,
         "links": {"here": next_url},
-        "can_manage": request.membership.can_manage,
     }
     response = render(request, "calls/list.html#selection_bar", context)
     if event is not None:
@@ -260,27 +257,43 @@ def selection_outcome(request: OrgRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose an outcome to set.")
         return redirect(safe_next(request))
-    changed = set_selection_outcome(request.organization, request.user, form.cleaned_data["outcome"])
+    result = set_selection_outcome(request.membership, form.cleaned_data["outcome"])
     label = dict(Call.Outcome.choices)[form.cleaned_data["outcome"]]
-    messages.success(request, f"Outcome set to “{label}” on {changed:,} calls.")
+    messages.success(request, f"Outcome set to “{label}” on {result.changed:,} calls.")
+    if result.not_permitted:
+        messages.warning(request, not_permitted_message(result.not_permitted, "changed"))
     return redirect(safe_next(request))
+
+
+def not_permitted_message(count: int, verb: str) -> str:
+    noun, was = ("call", "was") if count == 1 else ("calls", "were")
+    return f"{count:,} selected {noun} of your colleagues {was} not {verb}: reps change only their own calls."
 
 
 @require_http_methods(["GET", "POST"])
 @organization_required
 def selection_delete(request: OrgRequest) -> HttpResponse:
-    """GET asks for confirmation (a page, so it works without JavaScript); POST deletes."""
-    if not request.membership.can_manage:
-        raise PermissionDenied("Only managers and admins can delete calls.")
+    """GET asks for confirmation (a page, so it works without JavaScript); POST
+    deletes. Managers and admins delete any selected call, reps their own."""
     next_url = safe_next(request)
     if request.method == "POST":
-        deleted = delete_selection(request.organization, request.user)
-        messages.success(request, f"Deleted {deleted:,} calls.")
+        result = delete_selection(request.membership)
+        messages.success(request, f"Deleted {result.changed:,} calls.")
+        if result.not_permitted:
+            messages.warning(request, not_permitted_message(result.not_permitted, "deleted"))
         return redirect(next_url)
-    calls = calls_listing.selected_calls(request.organization, request.user)
+    calls, not_permitted = split_selection(request.membership)
     sample = list(calls.order_by("-started_at", "-id")[:5])
     selection, _ = calls_listing.table_summary(request.organization, request.user, None)
-    context = {"sample": sample, "selection": selection, "next_url": next_url}
+    # A manager's count is the selection's (estimated for a huge "all matching"); a rep's is exact.
+    deletable = selection.count if request.membership.can_manage else calls.count()
+    context = {
+        "sample": sample,
+        "selection": selection,
+        "deletable": deletable,
+        "not_permitted": not_permitted,
+        "next_url": next_url,
+    }
     return render(request, "calls/confirm_delete.html", context)
 
 
@@ -337,6 +350,9 @@ def call_upload(request: OrgRequest) -> HttpResponse:
     form = CallUploadForm(
         request.POST or None, request.FILES or None, organization=request.organization, initial=initial
     )
+    if not request.membership.can_manage:
+        # Reps upload their own calls only (a call credited to a colleague changes their numbers).
+        form.fields["rep"].queryset = form.fields["rep"].queryset.filter(pk=request.user.pk)
     if request.method == "POST":
         if form.is_valid():
             call = upload_call(organization=request.organization, form=form)

@@ -25,7 +25,10 @@ def token_list(request: OrgRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             _, new_token = ApiToken.issue(
-                user=request.user, organization=request.organization, name=form.cleaned_data["name"]
+                user=request.user,
+                organization=request.organization,
+                name=form.cleaned_data["name"],
+                lifetime=form.lifetime(),
             )
             form = ApiTokenForm()
         else:

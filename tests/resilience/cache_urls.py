@@ -140,7 +140,7 @@ def trivial(request: OrgRequest) -> HttpResponse:
 urlpatterns = [
     path("cache-test/calls/", call_table, name="cache_test_calls"),
     path("cache-test/calls/<int:call_id>/", call_detail, name="cache_test_detail"),
-    path("cache-test/api/calls", api_calls, name="cache_test_api"),
+    path("api/cache-test/calls", api_calls, name="cache_test_api"),
     path("cache-test/short/", short_table, name="cache_test_short"),
     path("cache-test/cookie/", sets_cookie, name="cache_test_cookie"),
     path("cache-test/private/", private_page, name="cache_test_private"),

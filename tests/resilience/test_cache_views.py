@@ -24,7 +24,7 @@ private_redis = cache_fixtures.private_redis
 pytestmark = pytest.mark.urls("tests.resilience.cache_urls")
 
 TABLE = "/cache-test/calls/"
-API = "/cache-test/api/calls"
+API = "/api/cache-test/calls"  # under /api/: the only place a Bearer token counts
 
 
 @pytest.fixture(autouse=True)
