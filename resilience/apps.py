@@ -13,8 +13,10 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
         from resilience.cache import warming, wiring
+        from resilience.monitoring import errors
 
         wiring.connect()
+        errors.connect()
         warming.register_defaults()
         if not settings.REDIS_AVAILABLE:
             logger.warning(
