@@ -297,7 +297,7 @@ def sentry_before_send(event: dict, hint: dict | None) -> dict:
 
 
 def init_sentry(dsn: str, *, environment: str = "", release: str = "") -> None:
-    """Send errors to Sentry as well (SENTRY_DSN): no personal data, no local
+    """Send errors to Sentry as well (SENTRY_DSN): no personal data (the default), no local
     variables, no request bodies, no tracing; every event through our scrubber."""
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
@@ -308,7 +308,6 @@ def init_sentry(dsn: str, *, environment: str = "", release: str = "") -> None:
         environment=environment or None,
         release=release or None,
         before_send=sentry_before_send,
-        send_default_pii=False,
         include_local_variables=False,
         max_request_body_size="never",
         traces_sample_rate=0,
