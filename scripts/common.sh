@@ -33,6 +33,21 @@ ensure_venv() {
   fi
 }
 
+# ensure_node_packages: install the browser packages pinned in package.json
+# (web-vitals, served as a static file from node_modules) with npm, only when
+# package.json or its lock changed.
+ensure_node_packages() {
+  command -v npm >/dev/null 2>&1 ||
+    die "npm is required for the browser packages pinned in package.json (web-vitals). Install Node.js with npm (Debian: apt-get install nodejs npm)."
+  local stamp="node_modules/.installed-package-json" digest
+  digest=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    say "Installing browser packages from package.json (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed (see above)."
+    echo "$digest" > "$stamp"
+  fi
+}
+
 # redis_answers URL: exit 0 when a Redis answers PING at URL.
 redis_answers() {
   .venv/bin/python - "$1" <<'PY' >/dev/null 2>&1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: Python packages (with dev ones),
+# npm's browser packages (package.json),
 # Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff and
 # pytest against the real services. Extra arguments go to pytest.
 set -euo pipefail
@@ -7,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 
 ensure_venv requirements-dev.txt
+ensure_node_packages
 
 CHROMIUM=${CALLIQ_CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$CHROMIUM" ]; then

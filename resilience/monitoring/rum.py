@@ -23,10 +23,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.checks import CheckMessage
+from django.core.checks import Warning as CheckWarning
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_redis import get_redis_connection
 
 MAX_BODY = 4096
+WEB_VITALS = "vendor/web-vitals/web-vitals.js"  # collected from node_modules (settings.STATICFILES_DIRS)
 # name → (unit, upper bound); lower bound 0. Bounds reject nonsense, not slow pages.
 METRICS: dict[str, tuple[str, float]] = {
     "LCP": ("ms", 120_000.0),
@@ -179,3 +184,17 @@ def _split(field: str) -> tuple[str, str, str]:
     name, rest = field.split("|", 1)
     route, bucket = rest.rsplit("|", 1)
     return name, route, bucket
+
+
+def check_web_vitals_installed(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
+    """base.html links web-vitals; without it every page load logs a 404 (and
+    a manifest storage cannot even render the page)."""
+    if finders.find(WEB_VITALS) or staticfiles_storage.exists(WEB_VITALS):
+        return []
+    return [
+        CheckWarning(
+            "The web-vitals browser package is not installed, so real-user timings are off.",
+            hint="Run `npm ci` (make run and make test do), then collectstatic.",
+            id="resilience.W101",
+        )
+    ]
