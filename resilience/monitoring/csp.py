@@ -27,7 +27,36 @@ from resilience.monitoring.scrub import scrub, scrub_text
 CONTENT_TYPES = {"application/csp-report", "application/reports+json", "application/json"}
 MAX_BODY = 64 * 1024
 MAX_REPORTS = 20
-DIRECTIVE = re.compile(r"^[a-z][a-z-]{1,39}$")
+# Anyone can post reports, so what becomes a group name is bounded: known
+# directives only, and past MAX_CSP_GROUPS groups a new origin joins "other".
+DIRECTIVES = frozenset(
+    [
+        "default-src",
+        "script-src",
+        "script-src-elem",
+        "script-src-attr",
+        "style-src",
+        "style-src-elem",
+        "style-src-attr",
+        "img-src",
+        "connect-src",
+        "font-src",
+        "object-src",
+        "media-src",
+        "frame-src",
+        "child-src",
+        "worker-src",
+        "manifest-src",
+        "base-uri",
+        "form-action",
+        "frame-ancestors",
+        "navigate-to",
+        "require-trusted-types-for",
+        "trusted-types",
+        "upgrade-insecure-requests",
+    ]
+)
+MAX_CSP_GROUPS = 200
 KEYWORDS = {"inline", "eval", "wasm-eval", "self", "trusted-types-policy", "trusted-types-sink"}
 
 
@@ -66,8 +95,8 @@ def _violation(body: object) -> dict[str, Any]:
         raise ReportError("a report body must be a JSON object")
     directive = _field(body, "effective-directive", "effectiveDirective", "violated-directive", "violatedDirective")
     directive = directive.split()[0] if isinstance(directive, str) and directive.strip() else ""
-    if not DIRECTIVE.match(directive):
-        raise ReportError("the report names no valid directive")
+    if directive not in DIRECTIVES:
+        raise ReportError("the report names no known CSP directive")
     line = _field(body, "line-number", "lineNumber")
     return {
         "directive": directive,
@@ -97,8 +126,17 @@ def parse_reports(content_type: str, raw: bytes) -> list[dict[str, Any]]:
     raise ReportError(f"not a CSP report ({content_type})")
 
 
+def _bounded_parts(directive: str, blocked: str) -> list[str]:
+    parts = ["csp", directive, blocked]
+    if ErrorGroup.objects.filter(fingerprint=hash_parts(parts)).exists():
+        return parts
+    if ErrorGroup.objects.filter(kind=ErrorGroup.Kind.CSP).count() >= MAX_CSP_GROUPS:
+        return ["csp", directive, "other"]
+    return parts
+
+
 def violation_event(violation: dict[str, Any], request: HttpRequest) -> dict:
-    parts = ["csp", violation["directive"], violation["blocked"]]
+    parts = _bounded_parts(violation["directive"], violation["blocked"])
     at = timezone.now().isoformat()
     sample = {
         "source": "csp",
@@ -111,7 +149,7 @@ def violation_event(violation: dict[str, Any], request: HttpRequest) -> dict:
         "fingerprint": hash_parts(parts),
         "parts": parts,
         "kind": ErrorGroup.Kind.CSP,
-        "title": f"CSP {violation['directive']} blocked {violation['blocked']}"[:300],
+        "title": f"CSP {violation['directive']} blocked {parts[2]}"[:300],
         "culprit": violation["document"][:300],
         "organization_id": organization_id_of(request),
         "at": at,

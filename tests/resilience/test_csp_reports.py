@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from resilience.models import ErrorGroup
+from resilience.monitoring import csp
 
 URL = "/monitoring/csp-report"
 
@@ -92,6 +93,7 @@ def test_reports_group_by_directive_and_blocked_origin_whatever_the_path(client,
     [
         (b"not json", "application/csp-report", 400),
         (b'{"csp-report": {"effective-directive": "<script>"}}', "application/csp-report", 400),
+        (b'{"csp-report": {"effective-directive": "made-up-src"}}', "application/csp-report", 400),
         (b'{"hello": 1}', "application/csp-report", 400),
         (b'[{"type": "deprecation", "body": {}}]', "application/reports+json", 400),
         (b"[" + b'{"type": "csp-violation"},' * 30 + b"{}]", "application/reports+json", 400),
@@ -118,6 +120,22 @@ def test_reports_are_rate_limited_per_client(client, db):
         URL, legacy_report("https://evil.example/a.js"), content_type="application/csp-report", REMOTE_ADDR="10.9.8.7"
     )
     assert other.status_code == 204
+
+
+def test_past_the_cap_new_origins_fold_into_one_group_per_directive(client, db, monkeypatch):
+    monkeypatch.setattr(csp, "MAX_CSP_GROUPS", 3)
+    for n in range(6):
+        body = legacy_report(f"https://attacker{n}.example/a.js")
+        response = client.post(URL, body, content_type="application/csp-report", REMOTE_ADDR=f"10.0.0.{n}")
+        assert response.status_code == 204
+    client.post(URL, legacy_report("https://attacker0.example/b.js"), content_type="application/csp-report")
+    titles = dict(ErrorGroup.objects.values_list("title", "count"))
+    assert titles == {
+        "CSP script-src-elem blocked https://attacker0.example": 2,
+        "CSP script-src-elem blocked https://attacker1.example": 1,
+        "CSP script-src-elem blocked https://attacker2.example": 1,
+        "CSP script-src-elem blocked other": 3,
+    }
 
 
 def test_a_get_is_refused(client, db):
