@@ -140,3 +140,21 @@ def test_past_the_cap_new_origins_fold_into_one_group_per_directive(client, db, 
 
 def test_a_get_is_refused(client, db):
     assert client.get(URL).status_code == 405
+
+
+def test_with_redis_down_the_rate_limit_fails_open_and_reports_are_still_stored(client, db, private_redis):
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": private_redis.url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    private_redis.kill()
+    with override_settings(CACHES=caches, CALLIQ_CSP_REPORTS_PER_MINUTE=1):
+        for _ in range(3):
+            response = client.post(
+                URL, legacy_report("https://evil.example/a.js"), content_type="application/csp-report"
+            )
+            assert response.status_code == 204
+    assert ErrorGroup.objects.get().count == 3
