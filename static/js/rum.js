@@ -19,6 +19,9 @@ if (config && config.dataset.route && "sendBeacon" in navigator) {
     navigator.sendBeacon(config.dataset.endpoint, body);
   };
   const keep = (metric) => {
+    // The server refuses a whole beacon with an out-of-range value (its
+    // schema allows 0 to 120 s); one stalled measure must not lose the rest.
+    if (!(metric.value >= 0 && metric.value <= 120000)) return;
     pending.set(metric.name, { name: metric.name, value: Math.round(metric.value * 1000) / 1000 });
   };
 
