@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "resilience.monitoring.csp.ReportingEndpointsMiddleware",
     "calls.tenancy.middleware.OrganizationMiddleware",
     # Last: turns a sign-in that django-axes refused into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -288,7 +289,11 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Browser packages installed from package.json by `make run` / `make test` (npm).
+    ("vendor/web-vitals", BASE_DIR / "node_modules" / "web-vitals" / "dist"),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -320,6 +325,9 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
+        # Violations go to the error tracker (resilience/monitoring/csp.py).
+        "report-uri": "/monitoring/csp-report",
+        "report-to": "csp",
     }
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -342,6 +350,16 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if env_bool("CALLIQ_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Error tracker (resilience/monitoring/errors.py) ---------------------------
+# Errors are always grouped in our database; with SENTRY_DSN set, sentry-sdk
+# receives them too, through the same scrubber.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "")
+SENTRY_RELEASE = os.environ.get("SENTRY_RELEASE", "")
+# CSP violation reports and real-user timing beacons accepted per client IP per minute.
+CALLIQ_CSP_REPORTS_PER_MINUTE = int(os.environ.get("CALLIQ_CSP_REPORTS_PER_MINUTE", "30"))
+CALLIQ_RUM_BEACONS_PER_MINUTE = int(os.environ.get("CALLIQ_RUM_BEACONS_PER_MINUTE", "60"))
 
 # --- Logging ---------------------------------------------------------------------
 LOGGING = {

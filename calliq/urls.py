@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from calls.tenancy import views as tenancy_views
+from resilience.monitoring import endpoints as probes
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="calls:list", permanent=False), name="home"),
@@ -24,6 +25,9 @@ urlpatterns = [
     path("api/v1/", include("calls.api_urls")),
     path("api/v1/", include("analytics.api_urls")),
     path("admin/", admin.site.urls),
+    # Probes for load balancers and Kubernetes (README "Health probes").
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
 ]
 
 handler400 = "calliq.views.bad_request"

@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 
 logger = logging.getLogger("calliq.resilience")
 
@@ -13,8 +14,11 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
         from resilience.cache import warming, wiring
+        from resilience.monitoring import errors, rum
 
         wiring.connect()
+        errors.connect()
+        checks.register(rum.check_web_vitals_installed, checks.Tags.staticfiles)
         warming.register_defaults()
         if not settings.REDIS_AVAILABLE:
             logger.warning(

@@ -133,3 +133,78 @@ class BreakerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.from_state} → {self.to_state}"
+
+
+class ErrorGroupQuerySet(models.QuerySet):
+    def unresolved(self) -> Self:
+        return self.filter(state__in=[ErrorGroup.State.UNRESOLVED, ErrorGroup.State.REGRESSED])
+
+    def with_organization_count(self) -> Self:
+        return self.annotate(organization_count=models.Count("organizations"))
+
+    def mark(self, state: str) -> int:
+        """Resolve, ignore or reopen (unresolved); returns how many groups changed.
+        A resolved group that recurs becomes a regression (errors.store_event)."""
+        resolved_at = timezone.now() if state == ErrorGroup.State.RESOLVED else None
+        return self.exclude(state=state).update(state=state, resolved_at=resolved_at)
+
+
+class ErrorGroup(models.Model):
+    """Every occurrence of one bug (one fingerprint: see
+    resilience/monitoring/errors.py), counted, with the last few scrubbed
+    samples. Written by resilience.monitoring.errors.store_event only."""
+
+    SAMPLES_KEPT = 5
+
+    class Kind(models.TextChoices):
+        EXCEPTION = "exception", "Exception"
+        CSP = "csp", "CSP violation"
+
+    class State(models.TextChoices):
+        UNRESOLVED = "unresolved", "Unresolved"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+        REGRESSED = "regressed", "Regression"
+
+    fingerprint = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the fingerprint parts.")
+    fingerprint_parts = models.JSONField(default=list)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EXCEPTION)
+    title = models.CharField(max_length=300)
+    culprit = models.CharField(max_length=300, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNRESOLVED)
+    count = models.PositiveBigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    samples = models.JSONField(default=list, help_text="The newest scrubbed samples, newest first.")
+
+    objects = ErrorGroupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        indexes = [models.Index(fields=["state", "last_seen"], name="error_group_state_seen")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["unresolved", "resolved", "ignored", "regressed"]),
+                name="error_group_state_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ErrorGroupOrganization(models.Model):
+    """An organization an error group has hit (an integer id read from the
+    request: resilience knows no Organization model)."""
+
+    group = models.ForeignKey(ErrorGroup, on_delete=models.CASCADE, related_name="organizations")
+    organization_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "organization_id"], name="error_group_organization_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"organization {self.organization_id}"

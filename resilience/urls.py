@@ -1,10 +1,17 @@
 from django.urls import path
 
 from resilience import views
+from resilience.monitoring import endpoints, pages
 
 app_name = "monitoring"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    path("health", views.health, name="health"),
+    # The readiness probe under its older name; /readyz is the documented one.
+    path("health", endpoints.readyz, name="health"),
+    path("errors/", pages.error_list, name="errors"),
+    path("errors/<int:group_id>/", pages.error_detail, name="error"),
+    path("rum/", pages.rum_page, name="rum"),
+    path("rum/beacon", endpoints.rum_beacon, name="rum-beacon"),
+    path("csp-report", endpoints.csp_report, name="csp-report"),
 ]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: Python packages (with dev ones),
+# npm's browser packages (package.json),
 # Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff and
 # pytest against the real services. Extra arguments go to pytest.
 set -euo pipefail
