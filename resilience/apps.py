@@ -12,10 +12,7 @@ class ResilienceConfig(AppConfig):
 
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
-        from resilience.cache import warming, wiring
 
-        wiring.connect()
-        warming.register_defaults()
         if not settings.REDIS_AVAILABLE:
             logger.warning(
                 "DEGRADED: no Redis configured (REDIS_URL is empty): local-memory cache, "
