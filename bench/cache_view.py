@@ -14,8 +14,8 @@ Each variant is warmed, then timed for --requests requests per round; rounds
 interleave the variants and the best round of each counts.
 Requests send the headers a browser sends (Accept-Encoding: gzip, br), so
 responses over 1 KB are compressed: per request for uncached and cache_page,
-from the stored forms for a token-free cached_view hit, and per request for
-an HTML hit (its CSRF token is per reader, see resilience/cache/decorators.py).
+from the stored forms for every cached_view hit (HTML is stored without CSRF
+tokens, see resilience/cache/decorators.py).
 
 Usage (your own database and Redis DB; seeds once, idempotent):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/calliq_cache REDIS_URL=redis://127.0.0.1:6379/3 \\

@@ -83,8 +83,12 @@ class Outage:
                 # must not keep its invalidations to itself, nor block exit.
                 while True:
                     time.sleep(interval)
-                    if not self.snapshot():
-                        return
+                    with self.lock:
+                        # Decided under the lock: a failure recorded after this
+                        # sees no probe and starts a new one.
+                        if not self.pending:
+                            self._probe = None
+                            return
                     replay()
 
             self._probe = threading.Thread(target=run, name=f"cache-probe-{self.name}", daemon=True)

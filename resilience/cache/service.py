@@ -37,7 +37,6 @@ from django.dispatch import receiver
 from redis.exceptions import LockError
 
 from resilience.cache.entries import (
-    EPOCH_TAG,
     KEY_VERSION,
     TAG_TTL_SECONDS,
     Entry,
@@ -399,6 +398,3 @@ def invalidate_user(user_id: int, *, on_commit: bool = True) -> None:
     """A new generation for one user: every per-user entry of theirs is stale
     (sign-in, sign-out, a change of their rights)."""
     invalidate_tags(user_tag(user_id), on_commit=on_commit)
-
-
-__all__ = ["EPOCH_TAG", "CacheService", "Result", "cache_service", "invalidate_tags", "invalidate_user"]
