@@ -344,3 +344,22 @@ def test_entries_and_djangos_cache_share_one_store_in_msgpack(service):
 def test_a_value_msgpack_cannot_carry_is_served_but_never_stored(service):
     assert service.get_or_set("k", lambda: {1, 2}, tags=["org:1"]).value == {1, 2}
     assert service.client.get(service.entry_key("default", "k")) is None
+
+
+def test_the_analytics_report_is_stored_as_msgpack_and_served_from_the_cache(service, org, member, call):
+    # Data-level caching must not silently skip a value msgpack cannot carry.
+    import datetime
+
+    from django.utils import timezone
+
+    from analytics.report import AnalyticsParams, cached_comprehensive_analytics
+
+    today = timezone.localdate()
+    params = AnalyticsParams(first=today - datetime.timedelta(days=29), last=today)
+    first = cached_comprehensive_analytics(org, params)
+    stats_before = service.stats()["namespaces"]["analytics"]
+    second = cached_comprehensive_analytics(org, params)
+    service.flush_stats(force=True)
+    stats_after = service.stats()["namespaces"]["analytics"]
+    assert second == first
+    assert (stats_before["errors"], stats_after["hits"] - stats_before["hits"]) == (0, 1)
