@@ -6,7 +6,9 @@ compression; no network or server in the way):
 
     trivial      a view returning "ok" behind the same middleware and sign-in (the floor)
     uncached     the calls page (50 rows of a few thousand calls), rendered every time
-    cache_page   the same view under Django's @cache_page(60) (django-redis)
+    cache_page   the same view under Django's @cache_page(60) (django-redis; a pickle-serializer
+                 alias of its own, since the app's caches are msgpack and cache_page stores
+                 HttpResponse objects)
     cached_view  the same view under our @cached_view(preset="per_user", tags=["org:{org}"]), hits only
     api hit      the JSON list under @cached_view(preset="short"), hits only
 
@@ -117,7 +119,14 @@ def main() -> None:
     membership = seed(args.calls)
     cache_service().invalidate_tags(f"org:{membership.organization_id}", on_commit=False)
 
-    with override_settings(ROOT_URLCONF="tests.resilience.cache_urls", DEBUG=False):
+    default = settings.CACHES["default"]
+    baseline = {
+        **default,
+        "KEY_PREFIX": f"{default.get('KEY_PREFIX', '')}-cache-page",
+        "OPTIONS": {**default["OPTIONS"], "SERIALIZER": "django_redis.serializers.pickle.PickleSerializer"},
+    }
+    caches = {**settings.CACHES, "cache_page_baseline": baseline}
+    with override_settings(ROOT_URLCONF="tests.resilience.cache_urls", DEBUG=False, CACHES=caches):
         client = Client()
         client.force_login(membership.user)
         shapes = {name: warm_up(client, url) for name, url in VARIANTS}

@@ -6,9 +6,9 @@ import multiprocessing
 import threading
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import transaction
+from django_redis import get_redis_connection
 
 from resilience.cache.entries import EPOCH_TAG, Preset, build_key
 from resilience.cache.service import CacheService, Result
@@ -166,7 +166,7 @@ def test_several_processes_on_a_cold_key_compute_it_once():
     for p in processes:
         p.join(10)
 
-    assert int(redis.Redis.from_url(settings.REDIS_URL).get(counter_key)) == 1
+    assert int(get_redis_connection().get(counter_key)) == 1
     assert [value for value, _ in results] == ["value"] * 4
 
 
@@ -288,7 +288,7 @@ def test_statistics_count_hits_misses_and_errors_per_namespace_and_view(service,
 
 
 def test_flush_drops_only_our_namespace(service):
-    foreign = redis.Redis.from_url(settings.REDIS_URL)
+    foreign = get_redis_connection()
     foreign.set("someone-else:key", "kept")
     service.get_or_set("k", lambda: "v", tags=["org:1"])
 
