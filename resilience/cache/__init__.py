@@ -1,7 +1,7 @@
 """CallIQ's cache layer: a tag-versioned, fail-open cache on CACHES["default"]
 (django-redis). entries.py (presets, keys, the msgpack entry format),
-service.py (entries + tags + locks), outage.py (what a process does when Redis
-fails and comes back), stats.py, maintenance.py (admin SCANs), decorators.py
+service.py (entries + tags + locks), lua.py (its scripts), outage.py (what a
+process does when Redis fails and comes back), stats.py, maintenance.py (admin SCANs), decorators.py
 (@cached_view), warming.py (the warming registry) and admin.py. Apps wire
 their own tags, signals and warmables from their AppConfig.ready().
 
@@ -24,8 +24,10 @@ What is guaranteed across a Redis outage (stall, partition, kill + restart):
   an invalidation made during the outage by a process that died before Redis
   answered again, when no live process saw the outage (then nothing bumps the
   epoch; entries expire with their TTL).
-- The epoch is bumped once per outage per process that saw it, never on a
-  healthy Redis's hot path. tests/resilience/test_cache_outage.py proves this
+- The epoch is bumped once per outage per process that saw it (replays are
+  serialised and start with a PING, so commands a stalled Redis runs late are
+  harmless), never on a healthy Redis's hot path. Computation locks taken or
+  left while Redis failed are released when it answers again. tests/resilience/test_cache_outage.py proves this
   with real processes, a real redis-server, SIGSTOP/SIGCONT and SIGKILL.
 """
 

@@ -14,7 +14,10 @@ made stale. The rules, per process and per Redis (one `Outage` each):
    Redis as soon as Redis answers, and a write that committed while Redis did
    not answer is older than anything computed after Redis answers again.
 3. A probe thread asks Redis every PROBE_INTERVAL (50 ms by default) while
-   the process is down; its probe *is* the replay of the pending bump. The
+   the process is down: a PING, then, once Redis answers, the replay of the
+   pending bump (the PING first, because a stalled Redis runs the commands it
+   had already received when it resumes: many late PINGs are harmless, many
+   late bumps would not be bumping "once"). The
    process serves from the cache again only after that bump succeeded. So a
    process that saw the outage bumps the epoch itself before its first hit
    after recovery, and so once per outage; a healthy Redis's hot path never
@@ -40,7 +43,9 @@ class Outage:
     def __init__(self, name: str) -> None:
         self.name = name
         self.lock = threading.Lock()
+        self.replaying = threading.Lock()
         self.pending: set[str] = set()
+        self.orphans: list[tuple[str, str]] = []  # (lock key, token) to release on recovery
         self._probe: threading.Thread | None = None
         self._last_logged: dict[str, float] = {}
 
@@ -56,6 +61,16 @@ class Outage:
     def snapshot(self) -> set[str]:
         with self.lock:
             return set(self.pending)
+
+    def orphan(self, name: str, token: str) -> None:
+        with self.lock:
+            self.orphans.append((name, token))
+            self.pending.add(EPOCH_TAG)  # a failure: the caller records it too
+
+    def take_orphans(self) -> list[tuple[str, str]]:
+        with self.lock:
+            taken, self.orphans = self.orphans, []
+        return taken
 
     def replayed(self, tags: set[str]) -> None:
         with self.lock:
@@ -97,6 +112,7 @@ class Outage:
     def reset(self) -> None:
         with self.lock:
             self.pending.clear()
+            self.orphans.clear()
 
 
 _outages: dict[str, Outage] = {}

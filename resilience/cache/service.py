@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -45,42 +46,9 @@ from resilience.cache.entries import (
     resolve_preset,
     user_tag,
 )
+from resilience.cache.lua import BUMP_SCRIPT, READ_TAGS_SCRIPT
 from resilience.cache.outage import outage_for
 from resilience.cache.stats import flush_stats, read_stats, record_stat
-
-# INCR each tag; a version that did not exist is seeded from Redis TIME (µs)
-# so it can never repeat a value an old entry carries; the TTL is refreshed.
-BUMP_SCRIPT = """
-local t = redis.call('TIME')
-local seed = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {}
-for i, key in ipairs(KEYS) do
-  local v = redis.call('INCR', key)
-  if v == 1 then
-    v = seed
-    redis.call('SET', key, v)
-  end
-  redis.call('EXPIRE', key, ARGV[1])
-  out[i] = v
-end
-return out
-"""
-# Read versions, seeding any missing one (same rule as BUMP_SCRIPT).
-READ_TAGS_SCRIPT = """
-local vals = redis.call('MGET', unpack(KEYS))
-local t = nil
-for i, v in ipairs(vals) do
-  if not v then
-    if not t then
-      local now = redis.call('TIME')
-      t = tonumber(now[1]) * 1000000 + tonumber(now[2])
-    end
-    redis.call('SET', KEYS[i], t, 'NX', 'EX', ARGV[1])
-    vals[i] = redis.call('GET', KEYS[i])
-  end
-end
-return vals
-"""
 
 
 @dataclass(frozen=True)
@@ -158,15 +126,32 @@ class CacheService:
 
     def replay(self) -> bool:
         """Bump every pending tag (the outage epoch included) in one script call."""
+        if self.client is None:
+            return True
+        # One replay at a time per process: two threads that both see Redis
+        # answer again must not both bump the epoch.
+        with self.outage.replaying:
+            return self._replay_pending()
+
+    def _replay_pending(self) -> bool:
         tags = self.outage.snapshot()
-        if not tags or self.client is None:
+        if not tags:
             return True
         try:
+            if self.outage.down:
+                # A cheap probe first: a stalled Redis runs the commands it had
+                # received once it resumes, and a PING is harmless to run late.
+                self.client.ping()
             self._bump(keys=[self.tag_key(t) for t in sorted(tags)], args=[TAG_TTL_SECONDS])
         except redis.RedisError as exc:
             self.failed(exc, "invalidation")
             return False
         self.outage.replayed(tags)
+        for name, token in self.outage.take_orphans():
+            # Locks this process took or tried to take while Redis failed: else
+            # every reader of those keys would wait up to wait_timeout after recovery.
+            with contextlib.suppress(LockError, redis.RedisError):
+                self.client.lock(name).do_release(token.encode())
         return True
 
     # --- tags -------------------------------------------------------------
@@ -312,9 +297,12 @@ class CacheService:
                 record_stat(namespace, "hits", view=view)
                 return Result(entry.value, "HIT")
             lock = self.client.lock(self.lock_key(namespace, key), timeout=self.lock_timeout, blocking=False)
+            token = secrets.token_hex(16)
             try:
-                acquired = lock.acquire()
+                acquired = lock.acquire(token=token)
             except redis.RedisError as exc:
+                # A stalled Redis may still take the lock when it resumes: release it then.
+                self.outage.orphan(lock.name, token)
                 self.failed(exc, "lock", namespace)
                 record_stat(namespace, "bypass", view=view)
                 return Result(compute(), "BYPASS")
@@ -328,9 +316,12 @@ class CacheService:
                         self._store(namespace, key, value, versions, checked, chosen)
                     return Result(value, "MISS")
                 finally:
-                    # LockNotOwnedError: it expired mid-computation; nothing to release.
-                    with contextlib.suppress(LockError, redis.RedisError):
+                    try:
                         lock.release()
+                    except LockError:
+                        pass  # it expired mid-computation; nothing to release
+                    except redis.RedisError:
+                        self.outage.orphan(lock.name, token)  # released once Redis answers again
             if entry is not None and entry.matches(checked, versions):
                 # Expired by time only (within its grace): serve it while the holder recomputes.
                 record_stat(namespace, "stale", view=view)
