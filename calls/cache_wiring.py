@@ -17,6 +17,7 @@ who the cache is warmed as.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -116,22 +117,23 @@ def user_rights_changed(
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     if not reverse:
-        invalidate_user(instance.pk)
+        bump_users([instance.pk])
     elif action == "post_clear":
-        for user_id in getattr(instance, "_cache_users_cleared", []):
-            invalidate_user(user_id)
+        bump_users(getattr(instance, "_cache_users_cleared", []))
     else:
-        for user_id in pk_set or ():
-            invalidate_user(user_id)
+        bump_users(pk_set or ())
 
 
 def group_permissions_changed(sender: type, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     groups = [instance] if not reverse else list(Group.objects.filter(pk__in=kwargs.get("pk_set") or ()))
-    user_model = get_user_model()
-    for user_id in user_model.objects.filter(groups__in=groups).values_list("pk", flat=True).distinct():
-        invalidate_user(user_id)
+    bump_users(get_user_model().objects.filter(groups__in=groups).values_list("pk", flat=True).distinct())
+
+
+def bump_users(user_ids: Iterable[int]) -> None:
+    """A new generation for each user, in one bump after the commit."""
+    invalidate_tags(*(user_tag(pk) for pk in user_ids))
 
 
 def members_to_warm(organization: Organization, max_users: int) -> list[Any]:
