@@ -7,4 +7,6 @@ class AnalyticsConfig(AppConfig):
 
     def ready(self) -> None:
         # Rollups follow every change to calls (per row and in bulk).
-        from analytics import receivers  # noqa: F401
+        from analytics import cache_wiring, receivers  # noqa: F401
+
+        cache_wiring.register_warming()

@@ -6,7 +6,9 @@ compression; no network or server in the way):
 
     trivial      a view returning "ok" behind the same middleware and sign-in (the floor)
     uncached     the calls page (50 rows of a few thousand calls), rendered every time
-    cache_page   the same view under Django's @cache_page(60) (django-redis)
+    cache_page   the same view under Django's @cache_page(60) (django-redis; a pickle-serializer
+                 alias of its own, since the app's caches are msgpack and cache_page stores
+                 HttpResponse objects)
     cached_view  the same view under our @cached_view(preset="per_user", tags=["org:{org}"]), hits only
     api hit      the JSON list under @cached_view(preset="short"), hits only
 
@@ -14,8 +16,8 @@ Each variant is warmed, then timed for --requests requests per round; rounds
 interleave the variants and the best round of each counts.
 Requests send the headers a browser sends (Accept-Encoding: gzip, br), so
 responses over 1 KB are compressed: per request for uncached and cache_page,
-from the stored forms for a token-free cached_view hit, and per request for
-an HTML hit (its CSRF token is per reader, see resilience/cache/decorators.py).
+from the stored forms for every cached_view hit (HTML is stored without CSRF
+tokens, see resilience/cache/decorators.py).
 
 Usage (your own database and Redis DB; seeds once, idempotent):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/calliq_cache REDIS_URL=redis://127.0.0.1:6379/3 \\
@@ -117,7 +119,14 @@ def main() -> None:
     membership = seed(args.calls)
     cache_service().invalidate_tags(f"org:{membership.organization_id}", on_commit=False)
 
-    with override_settings(ROOT_URLCONF="tests.resilience.cache_urls", DEBUG=False):
+    default = settings.CACHES["default"]
+    baseline = {
+        **default,
+        "KEY_PREFIX": f"{default.get('KEY_PREFIX', '')}-cache-page",
+        "OPTIONS": {**default["OPTIONS"], "SERIALIZER": "django_redis.serializers.pickle.PickleSerializer"},
+    }
+    caches = {**settings.CACHES, "cache_page_baseline": baseline}
+    with override_settings(ROOT_URLCONF="tests.resilience.cache_urls", DEBUG=False, CACHES=caches):
         client = Client()
         client.force_login(membership.user)
         shapes = {name: warm_up(client, url) for name, url in VARIANTS}

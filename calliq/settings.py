@@ -134,19 +134,56 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_AVAILABLE = bool(REDIS_URL)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "calliq")
 
+# CACHES["default"] (django-redis) is the app's one Redis cache: Django's cache
+# API and resilience/cache (tags, entries, locks, Lua) share its connection
+# pool, timeouts and serializer. msgpack cannot execute code, so whoever can
+# write to Redis cannot run code in the app (never pickle). A dead Redis must
+# cost milliseconds: short timeouts, and one immediate retry only for a
+# connection a Redis restart broke (a timeout is never retried).
+# Redis Sentinel is configuration only: set CALLIQ_REDIS_SENTINELS to
+# "host:port,host:port" and REDIS_URL to redis://<service name>/<db>.
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (s.strip().rpartition(":") for s in os.environ.get("CALLIQ_REDIS_SENTINELS", "").split(","))
+    if host and port
+]
+
+
+def redis_cache_options(*, connect_timeout: float, socket_timeout: float) -> dict:
+    """django-redis OPTIONS shared by every Redis cache alias (serializer, retry, Sentinel)."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    options = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        "SERIALIZER": "django_redis.serializers.msgpack.MSGPackSerializer",
+        "SOCKET_CONNECT_TIMEOUT": connect_timeout,
+        "SOCKET_TIMEOUT": socket_timeout,
+        "CONNECTION_POOL_KWARGS": {
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            "health_check_interval": 0,
+        },
+        "IGNORE_EXCEPTIONS": False,
+    }
+    if REDIS_SENTINELS:
+        options["CLIENT_CLASS"] = "django_redis.client.SentinelClient"
+        options["CONNECTION_FACTORY"] = "django_redis.pool.SentinelConnectionFactory"
+        options["SENTINELS"] = REDIS_SENTINELS
+        options["SENTINEL_KWARGS"] = {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout}
+    return options
+
+
 if REDIS_AVAILABLE:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                # A dead Redis must cost milliseconds, not seconds.
-                "SOCKET_CONNECT_TIMEOUT": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "0.1")),
-                "SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.1")),
-                "IGNORE_EXCEPTIONS": False,
-            },
+            "OPTIONS": redis_cache_options(
+                connect_timeout=float(os.environ.get("CALLIQ_CACHE_CONNECT_TIMEOUT", "0.1")),
+                socket_timeout=float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
+            ),
         }
     }
 else:
@@ -154,14 +191,13 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# The cache layer (resilience/cache): its own short timeouts so a dead Redis
-# costs milliseconds; see resilience/cache/service.py.
+# The cache layer (resilience/cache) on CACHES["default"]; see resilience/cache/__init__.py.
 CALLIQ_CACHE = {
     "ENABLED": env_bool("CALLIQ_CACHE_ENABLED", default=True),
-    "CONNECT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_CONNECT_TIMEOUT", "0.1")),
-    "SOCKET_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
     "LOCK_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_LOCK_TIMEOUT", "10")),
     "WAIT_TIMEOUT": float(os.environ.get("CALLIQ_CACHE_WAIT_TIMEOUT", "3")),
+    # While Redis is unreachable, a background probe asks it again this often.
+    "PROBE_INTERVAL": float(os.environ.get("CALLIQ_CACHE_PROBE_INTERVAL", "0.05")),
     # Part of every entry key: set it to the release so a deploy never reads old pages.
     "KEY_VERSION": os.environ.get("CALLIQ_CACHE_KEY_VERSION", "0"),
 }

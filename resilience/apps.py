@@ -13,13 +13,10 @@ class ResilienceConfig(AppConfig):
 
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
-        from resilience.cache import warming, wiring
         from resilience.monitoring import errors, rum
 
-        wiring.connect()
         errors.connect()
         checks.register(rum.check_web_vitals_installed, checks.Tags.staticfiles)
-        warming.register_defaults()
         if not settings.REDIS_AVAILABLE:
             logger.warning(
                 "DEGRADED: no Redis configured (REDIS_URL is empty): local-memory cache, "

@@ -208,3 +208,16 @@ class ErrorGroupOrganization(models.Model):
 
     def __str__(self) -> str:
         return f"organization {self.organization_id}"
+
+
+class CacheControl(models.Model):
+    """No table: it only carries the permission the cache admin's actions need
+    (resilience/cache/admin.py), as breaker actions need the breaker's."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("control_cache", "Can invalidate, flush and warm the cache")]
+
+    def __str__(self) -> str:
+        return "cache control"

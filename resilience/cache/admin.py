@@ -1,7 +1,9 @@
-"""Cache control in the admin site (staff only): statistics, our namespace's
-key count and Redis memory, and four actions (invalidate a tag, invalidate an
-organization, flush our namespace, warm now). Every action is a POST with
-CSRF, confirmed on a second page, and recorded in the admin log.
+"""Cache control in the admin site: statistics, our namespace's key count and
+Redis memory (any staff user), and three actions (invalidate a tag, flush our
+namespace, warm now) that need the `resilience.control_cache` permission
+(403 without it). Every action is a POST with CSRF, confirmed on a second
+page, and recorded in the admin log. It works with tags, namespaces and the
+warming registry's scopes and areas, never with an app's models.
 
 There is no model behind it (nothing to store), so the pages are added to the
 admin site's URLs and listed under "Resilience" on the admin index by wrapping
@@ -15,24 +17,24 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from calls.tenancy.models import Organization
 from resilience.cache.service import cache_service
 from resilience.cache.tasks import warm_cache_task
-from resilience.cache.wiring import org_tag
+from resilience.cache.warming import UnknownScope, plan, warmables
 
 ACTIONS = {
     "invalidate_tag": "Invalidate a tag",
-    "invalidate_org": "Invalidate an organization",
     "flush": "Flush the CallIQ cache namespace",
     "warm": "Warm now",
 }
+PERMISSION = "resilience.control_cache"
 MAX_TAG_LENGTH = 200
+MAX_SCOPE_LENGTH = 100
 
 
 @require_GET
@@ -43,7 +45,8 @@ def cache_overview(request: HttpRequest) -> HttpResponse:
         "title": "Cache",
         "stats": service.stats(),
         "info": service.namespace_info(),
-        "organizations": Organization.objects.order_by("name").only("pk", "name", "slug"),
+        "areas": sorted({w.area for w in warmables()}),
+        "can_act": request.user.has_perm(PERMISSION),
         "prefix": service.prefix,
     }
     return render(request, "admin/resilience/cache.html", context)
@@ -63,21 +66,30 @@ def parse_action(data: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
         if not tag or len(tag) > MAX_TAG_LENGTH or any(c.isspace() for c in tag):
             raise BadAction(f"A tag is 1-{MAX_TAG_LENGTH} characters without spaces, e.g. org:12 or call:345.")
         return action, {"tag": tag}, f"Invalidate every cache entry tagged {tag!r}."
-    if action in ("invalidate_org", "warm"):
-        raw = (data.get("organization") or "").strip()
-        if action == "warm" and raw == "":
-            return action, {"organization": None}, "Warm the cache for every organization (queued as a task)."
-        organization = Organization.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
-        if organization is None:
-            raise BadAction("Choose an existing organization.")
-        if action == "warm":
-            return action, {"organization": organization}, f"Warm the cache for {organization.name} (queued as a task)."
-        return action, {"organization": organization}, f"Invalidate every cached page of {organization.name}."
+    if action == "warm":
+        scope = (data.get("scope") or "").strip()
+        area = (data.get("area") or "").strip()
+        if len(scope) > MAX_SCOPE_LENGTH or any(c.isspace() for c in scope):
+            raise BadAction(
+                f"A scope is up to {MAX_SCOPE_LENGTH} characters without spaces, e.g. an organization slug."
+            )
+        if area and area not in {w.area for w in warmables()}:
+            raise BadAction("Choose one of the registered areas.")
+        try:
+            next(plan(scope or None, only=[area] if area else None, max_users=1), None)
+        except UnknownScope as exc:
+            raise BadAction(str(exc)) from exc
+        what = f"the {area} pages" if area else "every registered page"
+        where = f"scope {scope!r}" if scope else "every scope"
+        return action, {"scope": scope or None, "area": area or None}, f"Warm {what} for {where} (queued as a task)."
     return action, {}, "Drop every entry in the CallIQ cache namespace (other Redis data is untouched)."
 
 
 @require_POST
 def cache_action(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(PERMISSION):
+        # Staff may look; acting on the cache of every tenant is a right of its own.
+        raise PermissionDenied("Cache actions need the “Can invalidate, flush and warm the cache” permission.")
     try:
         action, params, description = parse_action(request.POST)
     except BadAction as exc:
@@ -93,12 +105,11 @@ def cache_action(request: HttpRequest) -> HttpResponse:
         return render(request, "admin/resilience/cache_confirm.html", context)
 
     result = perform(action, params)
-    organization = params.get("organization")
     LogEntry.objects.create(
         user_id=request.user.pk,
-        content_type=ContentType.objects.get_for_model(Organization) if organization else None,
-        object_id=str(organization.pk) if organization else None,
-        object_repr=(f"cache: {ACTIONS[action]}" + (f" ({organization.name})" if organization else ""))[:200],
+        content_type=None,
+        object_id=None,
+        object_repr=f"cache: {ACTIONS[action]}"[:200],
         action_flag=CHANGE,
         change_message=f"{description} {result}",
     )
@@ -111,13 +122,9 @@ def perform(action: str, params: dict[str, Any]) -> str:
     if action == "invalidate_tag":
         service.invalidate_tags(params["tag"], on_commit=False)
         return "Done."
-    if action == "invalidate_org":
-        service.invalidate_tags(org_tag(params["organization"].pk), on_commit=False)
-        return "Done."
     if action == "flush":
         return f"Done: {service.flush_namespace()} entries removed."
-    organization = params["organization"]
-    warm_cache_task.delay_on_commit(org_slug=organization.slug if organization else None)
+    warm_cache_task.delay_on_commit(scope=params["scope"], only=[params["area"]] if params["area"] else None)
     return "Queued."
 
 

@@ -7,34 +7,41 @@ share an entry. Django's cache middleware guards are kept: responses that set
 cookies, are private/no-store/no-cache/max-age=0, vary on `*` or on a request
 header the key does not cover, or carry queued messages are never stored.
 
-CSRF tokens in cached HTML: an entry keeps the page as rendered (with its
-brotli and gzip forms) and a copy whose masked tokens are replaced by a
-per-entry marker. A reader with the same CSRF secret as the one who rendered
-it (the same browser) gets the stored bytes, compressed once at store time; any
-other reader of the entry gets the copy with fresh tokens of its own secret,
-compressed by resilience.compression on the way out. So no reader ever gets a
-token it cannot use, and no reader gets another's.
+CSRF tokens in cached HTML: none are stored. The value of every hidden
+`csrfmiddlewaretoken` input is blanked before the page is stored, so no
+reader ever gets another's token; static/js/csrf.js sends the csrftoken
+cookie's value in X-CSRFToken on htmx requests and fills the blank inputs on
+submit, and a reader without the cookie gets one with the page (get_token).
+Pages are stored with their brotli and gzip forms, compressed once.
 
 Every response gets `X-Cache: HIT|MISS|STALE|BYPASS`, a weak ETag (304 on
-If-None-Match) and `Cache-Control: private, no-cache`, so browsers revalidate
-and shared caches never store a per-user page.
+If-None-Match through django.utils.cache.get_conditional_response) and
+`Cache-Control: private, no-cache`, so browsers revalidate and shared caches
+never store a per-user page.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.middleware.csrf import CSRF_TOKEN_LENGTH, _unmask_cipher_token, get_token
-from django.utils.cache import cc_delim_re, get_max_age, patch_cache_control, patch_vary_headers
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.utils.cache import (
+    cc_delim_re,
+    get_conditional_response,
+    get_max_age,
+    patch_cache_control,
+    patch_vary_headers,
+)
 
-from resilience.cache.service import Preset, cache_service, resolve_preset, user_tag
+from resilience.cache.entries import Preset, resolve_preset, user_tag
+from resilience.cache.service import cache_service
 from resilience.compression import MIN_SIZE, choose_encoding, compress_brotli, compress_gzip, is_compressible
 
 NAMESPACE = "views"
@@ -42,7 +49,8 @@ NAMESPACE = "views"
 # and Authorization; every stored form is kept, so Accept-Encoding is covered).
 KEYED_HEADERS = frozenset({"cookie", "authorization", "hx-request", "hx-history-restore-request", "hx-target"})
 SAFE_VARY = KEYED_HEADERS | {"accept-encoding"}
-TOKEN_RE = re.compile(rb"\b[A-Za-z0-9]{%d}\b" % CSRF_TOKEN_LENGTH)
+# What Django's {% csrf_token %} renders; the value is blanked in stored HTML.
+CSRF_INPUT_RE = re.compile(rb'(<input type="hidden" name="csrfmiddlewaretoken" value=")[^"]*(")')
 DROPPED_HEADERS = frozenset({"content-length", "content-encoding", "vary", "x-cache"})
 
 
@@ -55,9 +63,23 @@ class CachedResponse:
     etag: str
     gzip: bytes | None = None
     br: bytes | None = None
-    csrf_marker: bytes | None = None
-    csrf_template: bytes | None = None  # body with the marker in place of each token
-    csrf_owner: str | None = None  # digest of the CSRF secret the body's tokens belong to
+
+    def to_value(self) -> dict[str, Any]:
+        """A plain structure for the cache entry (msgpack: bytes stay bytes)."""
+        return asdict(self)
+
+    @classmethod
+    def from_value(cls, value: Any) -> CachedResponse | None:
+        """Rebuilt from an entry; None for anything not of this shape (a miss)."""
+        try:
+            cached = cls(**value)
+            cached.headers = [(str(k), str(v)) for k, v in cached.headers]
+            cached.vary = tuple(cached.vary)
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(cached.body, bytes) or not isinstance(cached.status, int):
+            return None
+        return cached
 
 
 TagSpec = Iterable[str] | Callable[..., Iterable[str]]
@@ -97,10 +119,11 @@ def cached_view(
             computed: dict[str, HttpResponse] = {}
             allowed_vary = SAFE_VARY | set(extra_headers)
 
-            def compute() -> CachedResponse | None:
+            def compute() -> dict[str, Any] | None:
                 response = view(request, *args, **kwargs)
                 computed["response"] = response
-                return freeze(request, response, allowed_vary)
+                frozen = freeze(request, response, allowed_vary)
+                return frozen.to_value() if frozen is not None else None
 
             result = cache_service().get_or_set(
                 key,
@@ -112,10 +135,14 @@ def cached_view(
                 cacheable=lambda value: value is not None and request.method == "GET",
                 view=view_name,
             )
-            frozen: CachedResponse | None = result.value
+            frozen = CachedResponse.from_value(result.value) if result.value is not None else None
             if "response" in computed:
                 response = computed["response"]
                 status = result.status if frozen is not None else "BYPASS"
+            elif frozen is None:
+                # An entry of another shape (or a hostile one): compute, never trust it.
+                response = view(request, *args, **kwargs)
+                status = "BYPASS"
             else:
                 response = thaw(request, frozen)
                 status = result.status
@@ -197,24 +224,16 @@ def storable(request: HttpRequest, response: HttpResponse, allowed_vary: set[str
 
 
 def freeze(request: HttpRequest, response: HttpResponse, allowed_vary: set[str]) -> CachedResponse | None:
-    """The storable form of a response, or None when it must not be stored."""
+    """The storable form of a response (CSRF tokens blanked), or None when it must not be stored."""
     if not storable(request, response, allowed_vary):
         return None
-    body = response.content
-    template, marker, owner = None, None, None
-    secret = request.META.get("CSRF_COOKIE")
-    if secret and request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
-        template, marker = strip_csrf_tokens(body, secret)
-        owner = secret_digest(secret) if marker is not None else None
+    body = CSRF_INPUT_RE.sub(rb"\1\2", response.content)
     cached = CachedResponse(
         status=response.status_code,
         headers=[(k, v) for k, v in response.headers.items() if k.lower() not in DROPPED_HEADERS],
         vary=tuple(sorted(response_vary(response))),
         body=body,
-        etag=response.get("ETag") or f'W/"{hashlib.sha256(template if marker else body).hexdigest()[:32]}"',
-        csrf_marker=marker,
-        csrf_template=template if marker else None,
-        csrf_owner=owner,
+        etag=response.get("ETag") or f'W/"{hashlib.sha256(body).hexdigest()[:32]}"',
     )
     if len(body) >= MIN_SIZE and is_compressible(response):
         gz, br = compress_gzip(body), compress_brotli(body)
@@ -223,38 +242,10 @@ def freeze(request: HttpRequest, response: HttpResponse, allowed_vary: set[str])
     return cached
 
 
-def secret_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:32]
-
-
-def strip_csrf_tokens(body: bytes, secret: str) -> tuple[bytes, bytes | None]:
-    """Replace every masked CSRF token of `secret` in the body by a random marker."""
-    marker = f"csrf-{secrets.token_hex(16)}".encode()
-    found = False
-
-    def swap(match: re.Match[bytes]) -> bytes:
-        nonlocal found
-        if _unmask_cipher_token(match.group().decode()) == secret:
-            found = True
-            return marker
-        return match.group()
-
-    stripped = TOKEN_RE.sub(swap, body)
-    return (stripped, marker) if found else (body, None)
-
-
 def thaw(request: HttpRequest, cached: CachedResponse) -> HttpResponse:
-    body = cached.body
-    coding = None
-    secret = request.META.get("CSRF_COOKIE")
-    if cached.csrf_marker is not None and (not secret or secret_digest(secret) != cached.csrf_owner):
-        # Another browser: its own fresh token; the middleware compresses this body.
-        body = cached.csrf_template.replace(cached.csrf_marker, get_token(request).encode())
-    else:
-        available = [c for c in ("br", "gzip") if getattr(cached, c) is not None]
-        coding = choose_encoding(request.headers.get("Accept-Encoding", ""), available) if available else None
-        if coding is not None:
-            body = getattr(cached, coding)
+    available = [c for c in ("br", "gzip") if getattr(cached, c) is not None]
+    coding = choose_encoding(request.headers.get("Accept-Encoding", ""), available) if available else None
+    body = getattr(cached, coding) if coding is not None else cached.body
     response = HttpResponse(b"" if request.method == "HEAD" else body, status=cached.status)
     for header, value in cached.headers:
         response.headers[header] = value
@@ -268,22 +259,13 @@ def thaw(request: HttpRequest, cached: CachedResponse) -> HttpResponse:
     return response
 
 
-def etag_matches(request: HttpRequest, etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    wanted = etag.removeprefix("W/")
-    return header.strip() == "*" or any(t.strip().removeprefix("W/") == wanted for t in header.split(","))
-
-
 def finish(request: HttpRequest, response: HttpResponse, cached: CachedResponse | None, status: str) -> HttpResponse:
+    if not request.META.get("CSRF_COOKIE"):
+        # The stored page has no token: a browser without the cookie gets one now.
+        get_token(request)
     if cached is not None and response.status_code == 200:
-        if etag_matches(request, cached.etag):
-            not_modified = HttpResponseNotModified()
-            not_modified["ETag"] = cached.etag
-            response = not_modified
-        else:
-            response["ETag"] = cached.etag
+        response["ETag"] = cached.etag
+        response = get_conditional_response(request, etag=cached.etag, response=response)
     # The content depends on who asks and on htmx; shared caches must not keep it.
     patch_vary_headers(response, ("Cookie", "Authorization", "HX-Request"))
     patch_cache_control(response, private=True, no_cache=True)

@@ -1,15 +1,17 @@
-"""Cache warming: request the registered "warmable" views as an organization's
-members would, through the full middleware stack, so @cached_view stores the
-same entries a real request would read.
+"""Cache warming: request the registered "warmable" views as the people who
+read them would, through the full middleware stack, so @cached_view stores
+the same entries a real request would read.
 
-Apps register what is worth warming (URL name, URL kwargs, query variants);
-the warm_cache command, the admin's "warm now" and the Celery beat task all
-call warm(). Entries are per organization and user, so warming runs for each
-organization's members, most senior and most recently active first, up to a
-bound. It signs members in with a session of its own built without
-django.contrib.auth.login(): login() would fire user_logged_in and bump the
-user's generation, discarding the very entries it warms. Idempotent: a second
-run finds HITs and stores nothing new.
+Apps register from their AppConfig.ready() what is worth warming
+(register_warmable: an area, a URL name, query variants, whether to warm the
+htmx partial too) and who to warm it as (register_audience: a function that
+turns a scope, e.g. an organization slug, and a bound into WarmAs rows: a
+user plus the session data the app's middleware expects). Nothing here knows
+a domain model. The warm_cache command, the admin's "warm now" and the Celery
+task all call warm(). Users are signed in with a session of our own built
+without django.contrib.auth.login(): login() would fire user_logged_in and
+bump the user's generation, discarding the very entries it warms.
+Idempotent: a second run finds HITs and stores nothing new.
 """
 
 from __future__ import annotations
@@ -18,16 +20,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.auth.models import User
-from django.db.models import F
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.urls import reverse
-
-from calls.tenancy.middleware import ORGANIZATION_SESSION_KEY
-from calls.tenancy.models import Membership, Organization
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -56,11 +54,28 @@ def warmables(only: Iterable[str] | None = None) -> list[Warmable]:
     return [w for w in _registry.values() if areas is None or w.area in areas]
 
 
-def register_defaults() -> None:
-    # The dashboard's first page in its default sort (full page and the rows
-    # partial), and the analytics dashboard for its default ranges.
-    register_warmable("calls", "calls:list", htmx=True)
-    register_warmable("analytics", "analytics:dashboard", queries=({"days": "7"}, {"days": "30"}, {"days": "90"}))
+class UnknownScope(ValueError):
+    """The audience does not know the scope asked for (its message is for people)."""
+
+
+@dataclass(frozen=True)
+class WarmAs:
+    """One reader to warm pages as: `scope` and `who` label reports."""
+
+    scope: str
+    who: str
+    user: AbstractBaseUser
+    session: tuple[tuple[str, Any], ...] = ()  # extra session data, e.g. the chosen organization
+
+
+Audience = Callable[[str | None, int], Iterable[WarmAs]]
+_audience: list[Audience] = []
+
+
+def register_audience(audience: Audience) -> None:
+    """Who warming reads as: audience(scope or None, max_users) -> WarmAs rows,
+    raising UnknownScope for a scope it does not know. One audience (the last registered)."""
+    _audience[:] = [audience]
 
 
 @dataclass
@@ -79,49 +94,38 @@ class WarmReport:
 
 @dataclass(frozen=True)
 class WarmRequest:
-    organization: Organization
-    user: User
+    reader: WarmAs
     url: str
     htmx: bool
 
 
-def members_to_warm(organization: Organization, max_users: int) -> list[User]:
-    memberships = (
-        Membership.objects.filter(organization=organization, user__is_active=True)
-        .select_related("user")
-        .order_by(F("user__last_login").desc(nulls_last=True), "user_id")
-    )
-    order = {Membership.Role.ADMIN: 0, Membership.Role.MANAGER: 1, Membership.Role.REP: 2}
-    ranked = sorted(memberships, key=lambda m: order.get(m.role, 3))
-    return [m.user for m in ranked[:max_users]]
-
-
-def plan(
-    organizations: Iterable[Organization], *, only: Iterable[str] | None = None, max_users: int = 10
-) -> Iterator[WarmRequest]:
+def plan(scope: str | None = None, *, only: Iterable[str] | None = None, max_users: int = 10) -> Iterator[WarmRequest]:
+    """Every request to make (UnknownScope when the audience does not know `scope`)."""
     targets = warmables(only)
-    for organization in organizations:
-        for user in members_to_warm(organization, max_users):
-            for warmable in targets:
-                base = reverse(warmable.url_name)
-                for query in warmable.queries:
-                    url = base + ("?" + "&".join(f"{k}={v}" for k, v in sorted(query.items())) if query else "")
-                    yield WarmRequest(organization, user, url, htmx=False)
-                    if warmable.htmx:
-                        yield WarmRequest(organization, user, url, htmx=True)
+    readers = [reader for audience in _audience for reader in audience(scope, max_users)]
+    for reader in readers:
+        for warmable in targets:
+            base = reverse(warmable.url_name)
+            for query in warmable.queries:
+                url = base + ("?" + "&".join(f"{k}={v}" for k, v in sorted(query.items())) if query else "")
+                yield WarmRequest(reader, url, htmx=False)
+                if warmable.htmx:
+                    yield WarmRequest(reader, url, htmx=True)
 
 
-def _client_for(user: User, organization: Organization) -> tuple[Client, object]:
+def _client_for(reader: WarmAs) -> tuple[Client, object]:
     # Imported here: django.test is not worth loading in every web process for a command.
     from django.test import Client
 
     host = next((h for h in settings.ALLOWED_HOSTS if h and "*" not in h and not h.startswith(".")), "localhost")
     client = Client(SERVER_NAME=host.strip("[]"), secure=bool(getattr(settings, "SECURE_SSL_REDIRECT", False)))
     store = import_module(settings.SESSION_ENGINE).SessionStore()
+    user = reader.user
     store[SESSION_KEY] = user._meta.pk.value_to_string(user)
     store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store[ORGANIZATION_SESSION_KEY] = organization.pk
+    for name, value in reader.session:
+        store[name] = value
     store.save()
     client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
     return client, store
@@ -134,21 +138,19 @@ def warm(
 ) -> WarmReport:
     report = WarmReport()
     start = time.perf_counter()
-    sessions: dict[tuple[int, int], tuple[Client, object]] = {}
+    sessions: dict[WarmAs, tuple[Client, object]] = {}
     try:
         for item in requests:
-            key = (item.organization.pk, item.user.pk)
+            key = item.reader
             if key not in sessions:
-                sessions[key] = _client_for(item.user, item.organization)
+                sessions[key] = _client_for(item.reader)
             client = sessions[key][0]
             headers = {"HX-Request": "true"} if item.htmx else {}
             response = client.get(item.url, headers=headers)
             status = response.get("X-Cache")
             if response.status_code != 200:
                 report.failed += 1
-                report.failures.append(
-                    f"{item.organization.slug} {item.user.get_username()} {item.url}: {response.status_code}"
-                )
+                report.failures.append(f"{item.reader.scope} {item.reader.who} {item.url}: {response.status_code}")
             elif status == "MISS":
                 report.warmed += 1
             elif status in ("HIT", "STALE"):
@@ -164,11 +166,7 @@ def warm(
     return report
 
 
-def warm_organizations(
-    *, org_slug: str | None = None, only: Iterable[str] | None = None, max_users: int = 10
-) -> WarmReport:
-    """Warm every organization (or one, by slug). The Celery task and the admin call this."""
-    organizations = Organization.objects.order_by("pk")
-    if org_slug:
-        organizations = organizations.filter(slug=org_slug)
-    return warm(plan(organizations, only=only, max_users=max_users))
+def warm_scope(*, scope: str | None = None, only: Iterable[str] | None = None, max_users: int = 10) -> WarmReport:
+    """Warm every registered view for the audience of `scope` (None: everyone).
+    The Celery task and the admin call this."""
+    return warm(plan(scope, only=only, max_users=max_users))

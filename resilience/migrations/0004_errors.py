@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('resilience', '0002_breaker_policies_for_the_four_services'),
+        ('resilience', '0003_cache_control_permission'),
     ]
 
     operations = [

@@ -1,5 +1,7 @@
-// Cached HTML carries no CSRF token, so every htmx request sends the
-// csrftoken cookie's value in the X-CSRFToken header instead.
+// Cached HTML carries no CSRF token (resilience/cache/decorators.py blanks
+// every csrfmiddlewaretoken input before a page is stored). So every htmx
+// request sends the csrftoken cookie's value in the X-CSRFToken header, and
+// a plain form post fills its blank csrfmiddlewaretoken input from the cookie.
 (function () {
   "use strict";
   function readCookie(name) {
@@ -12,4 +14,21 @@
       event.detail.headers["X-CSRFToken"] = token;
     }
   });
+  // Capture phase: runs before any other submit handler and before the browser serialises the form.
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var token = readCookie("csrftoken");
+      if (!token || !event.target.querySelectorAll) {
+        return;
+      }
+      var inputs = event.target.querySelectorAll('input[name="csrfmiddlewaretoken"]');
+      for (var i = 0; i < inputs.length; i++) {
+        if (!inputs[i].value) {
+          inputs[i].value = token;
+        }
+      }
+    },
+    true
+  );
 })();

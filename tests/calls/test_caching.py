@@ -60,3 +60,50 @@ def test_a_cached_page_answers_304_to_its_etag(member, call):
     first = browser.get(call.get_absolute_url())
     again = browser.get(call.get_absolute_url(), headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
+
+
+def demote_and_check(member, change, django_capture_on_commit_callbacks) -> None:
+    browser = signed_in_client(member)
+    url = reverse("calls:list")
+    assert "Monitoring" in browser.get(url).text
+    assert browser.get(url).headers["X-Cache"] == "HIT"
+    with django_capture_on_commit_callbacks(execute=True):
+        change(member.user)
+    response = browser.get(url)
+    assert response.headers["X-Cache"] == "MISS"
+    assert "Monitoring" not in response.text
+    assert reverse("admin:index") not in response.text
+
+
+def test_a_demoted_staff_users_cached_page_loses_the_monitoring_and_admin_links(
+    member, call, django_capture_on_commit_callbacks
+):
+    member.user.is_staff = True
+    member.user.save()
+
+    def demote(user):
+        user.is_staff = False
+        user.save()
+
+    demote_and_check(member, demote, django_capture_on_commit_callbacks)
+
+
+def test_a_change_of_groups_or_permissions_is_a_new_generation_for_the_user(
+    member, call, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import Group, Permission
+
+    browser = signed_in_client(member)
+    url = reverse("calls:list")
+    browser.get(url)
+    group = Group.objects.create(name="auditors")
+    for change in (
+        lambda: member.user.groups.add(group),
+        lambda: group.permissions.add(Permission.objects.first()),
+        lambda: group.user_set.clear(),
+        lambda: member.user.user_permissions.add(Permission.objects.first()),
+    ):
+        assert browser.get(url).headers["X-Cache"] == "HIT"
+        with django_capture_on_commit_callbacks(execute=True):
+            change()
+        assert browser.get(url).headers["X-Cache"] == "MISS"

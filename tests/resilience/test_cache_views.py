@@ -8,7 +8,6 @@ import threading
 import brotli
 import pytest
 from django.db import connection, transaction
-from django.middleware.csrf import _unmask_cipher_token
 from django.test import Client, override_settings
 
 from calls.events import announce_bulk_change
@@ -232,28 +231,26 @@ def token_in(html: str) -> str:
     return html.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
 
 
-def test_the_same_browser_gets_the_stored_page_with_its_own_valid_token(member, call):
-    browser = Client(enforce_csrf_checks=True)
-    browser.force_login(member.user)
-    miss = browser.get(TABLE)
-    hit = browser.get(TABLE)
-    assert hit["X-Cache"] == "HIT"
-    assert token_in(hit.text) == token_in(miss.text)
-    assert _unmask_cipher_token(token_in(hit.text)) == browser.cookies["csrftoken"].value
-
-
-def test_a_cached_page_carries_a_csrf_token_valid_for_each_readers_own_cookie(member, call):
+def test_the_stored_page_carries_no_csrf_token_and_the_cookie_value_posts(member, call):
     first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
     first.force_login(member.user)
-    first.get(TABLE)
+    miss = first.get(TABLE)
+    assert miss["X-Cache"] == "MISS"
+    assert token_in(miss.text)  # the renderer's own response keeps its own token
     second.cookies = first.cookies.__class__(first.cookies)  # the same session...
-    del second.cookies["csrftoken"]  # ...from another browser, with its own CSRF cookie
-    second.get("/accounts/tokens/")  # gets that browser a csrftoken cookie
+    del second.cookies["csrftoken"]  # ...from another browser, without a CSRF cookie yet
     hit = second.get(TABLE)
     assert hit["X-Cache"] == "HIT"
-    token = token_in(hit.text)
-    assert _unmask_cipher_token(token) == second.cookies["csrftoken"].value
-    assert second.post("/accounts/logout/", {"csrfmiddlewaretoken": token}).status_code in (200, 302)
+    assert token_in(hit.text) == ""  # nobody's token in stored HTML
+    assert token_in(miss.text) not in hit.text
+    cookie = second.cookies["csrftoken"].value  # handed out with the cached page
+    # What static/js/csrf.js does: the blank input filled from the cookie on submit...
+    assert second.post("/accounts/logout/", {"csrfmiddlewaretoken": cookie}).status_code in (200, 302)
+    # ...and the header on htmx requests; without either the post is refused.
+    first.force_login(member.user)
+    assert first.post("/accounts/logout/", {"csrfmiddlewaretoken": ""}).status_code == 403
+    header = {"X-CSRFToken": first.cookies["csrftoken"].value}
+    assert first.post("/accounts/logout/", {"csrfmiddlewaretoken": ""}, headers=header).status_code in (200, 302)
 
 
 def test_a_hit_is_served_in_the_stored_compressed_form(signed_in, many_calls):
@@ -284,25 +281,38 @@ def test_statistics_are_kept_per_view(signed_in, call):
     assert stats["namespaces"]["views"]["hits"] >= 1
 
 
+def first_not_bypassed(client: Client) -> list:
+    """Requests until one is served by the cache again (the probe finds Redis within ~50 ms)."""
+    seen = []
+    for _ in range(100):
+        seen.append(client.get(TABLE))
+        if seen[-1]["X-Cache"] != "BYPASS":
+            break
+        threading.Event().wait(0.02)
+    return seen
+
+
 def test_with_redis_stopped_pages_answer_200_and_caching_resumes_when_it_returns(signed_in, call, private_redis):
-    with override_settings(REDIS_URL=private_redis.url):
+    with cache_fixtures.with_aliases(default=private_redis.url):
         assert signed_in.get(TABLE)["X-Cache"] == "MISS"
         private_redis.kill()
         down = [signed_in.get(TABLE) for _ in range(2)]
         assert [(r.status_code, r["X-Cache"]) for r in down] == [(200, "BYPASS"), (200, "BYPASS")]
         assert call.title in down[-1].text
         private_redis.start()
-        assert [signed_in.get(TABLE)["X-Cache"] for _ in range(2)] == ["MISS", "HIT"]
+        back = first_not_bypassed(signed_in)
+        assert all(r.status_code == 200 for r in back)
+        assert [back[-1]["X-Cache"], signed_in.get(TABLE)["X-Cache"]] == ["MISS", "HIT"]
 
 
 def test_with_redis_on_a_closed_port_pages_answer_200(signed_in, call):
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{cache_fixtures.closed_port()}/0"):
+    with cache_fixtures.with_aliases(default=f"redis://127.0.0.1:{cache_fixtures.closed_port()}/0"):
         responses = [signed_in.get(TABLE) for _ in range(2)]
     assert [(r.status_code, r["X-Cache"]) for r in responses] == [(200, "BYPASS"), (200, "BYPASS")]
 
 
 def test_without_redis_configured_pages_answer_200_uncached(signed_in, call):
-    with override_settings(REDIS_URL=""):
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
         responses = [signed_in.get(TABLE) for _ in range(2)]
     assert [(r.status_code, r["X-Cache"]) for r in responses] == [(200, "BYPASS"), (200, "BYPASS")]
     assert cache_urls.computations["table"] == 2
@@ -311,17 +321,16 @@ def test_without_redis_configured_pages_answer_200_uncached(signed_in, call):
 def test_an_invalidation_while_redis_is_down_leaves_no_stale_page_once_it_is_back(
     signed_in, call, private_redis, django_capture_on_commit_callbacks
 ):
-    # No pause after the timeout, so the first request after the thaw uses Redis.
-    with override_settings(REDIS_URL=private_redis.url, CALLIQ_CACHE={"BACKOFF_AFTER_TIMEOUT": 0}):
+    with cache_fixtures.with_aliases(default=private_redis.url):
         signed_in.get(TABLE)
         private_redis.freeze()  # Redis keeps the cached page but answers nobody
         with django_capture_on_commit_callbacks(execute=True):
             call.title = "Changed during the outage"
             call.save()
         private_redis.thaw()
-        response = signed_in.get(TABLE)
-    assert response["X-Cache"] == "MISS"
-    assert "Changed during the outage" in response.text
+        responses = first_not_bypassed(signed_in)
+    assert all("Changed during the outage" in r.text for r in responses)
+    assert responses[-1]["X-Cache"] == "MISS"
 
 
 @pytest.mark.django_db(transaction=True)

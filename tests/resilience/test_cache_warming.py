@@ -93,9 +93,13 @@ def test_unknown_areas_and_organizations_are_refused_with_a_message(org):
         warm("--max-users", "0")
 
 
-def test_the_default_registrations_warm_the_real_calls_and_analytics_pages(member, call):
+def test_the_apps_registrations_warm_the_real_calls_and_analytics_pages(member, call):
+    from analytics import cache_wiring as analytics_wiring
+    from calls import cache_wiring as calls_wiring
+
     warming._registry.clear()
-    warming.register_defaults()
+    calls_wiring.register_warming()
+    analytics_wiring.register_warming()
     out = warm("--only", "calls,analytics")
     # calls:list (page + partial) and analytics:dashboard for 7, 30 and 90 days, all answering 200.
     assert "failed 0 of 5 request(s)" in out

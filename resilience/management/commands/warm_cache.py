@@ -8,8 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from calls.tenancy.models import Organization
-from resilience.cache.warming import plan, warm, warmables
+from resilience.cache.warming import UnknownScope, plan, warm, warmables
 
 
 class Command(BaseCommand):
@@ -33,18 +32,16 @@ class Command(BaseCommand):
             )
         if options["max_users"] < 1:
             raise CommandError("--max-users must be at least 1.")
-        organizations = Organization.objects.order_by("pk")
-        if options["org"]:
-            organizations = organizations.filter(slug=options["org"])
-            if not organizations.exists():
-                raise CommandError(f"No organization with slug {options['org']!r}.")
-
         start = time.perf_counter()
-        requests = list(plan(organizations, only=only, max_users=options["max_users"]))
+        try:
+            # The apps' registered audience reads --org (calls: an organization slug).
+            requests = list(plan(options["org"] or None, only=only, max_users=options["max_users"]))
+        except UnknownScope as exc:
+            raise CommandError(str(exc)) from exc
         if options["dry_run"]:
             for item in requests:
                 hx = " (htmx partial)" if item.htmx else ""
-                self.stdout.write(f"{item.organization.slug}\t{item.user.get_username()}\t{item.url}{hx}")
+                self.stdout.write(f"{item.reader.scope}\t{item.reader.who}\t{item.url}{hx}")
             self.stdout.write(f"Dry run: {len(requests)} request(s) planned in {time.perf_counter() - start:.2f}s.")
             return
 
