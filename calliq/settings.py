@@ -208,6 +208,12 @@ BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
 # Default base URLs point at the provider simulator (resilience/providers) that
 # `make run` starts; real keys and URLs come from the environment.
 PROVIDER_SIMULATOR_URL = os.environ.get("PROVIDER_SIMULATOR_URL", "http://127.0.0.1:8765")
+# The shared secret of the simulator's control endpoint (/_sim/, X-Simulator-Secret
+# header). A development default only with DEBUG on; otherwise `provider_simulator
+# serve` makes a random one and prints it.
+PROVIDER_SIMULATOR_SECRET = os.environ.get("PROVIDER_SIMULATOR_SECRET") or (
+    "calliq-development-simulator-secret" if DEBUG else ""
+)
 PROVIDERS = {
     "assemblyai": {
         "base_url": os.environ.get("ASSEMBLYAI_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/assemblyai"),
