@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which reads the body: oversized bodies are refused unread.
+    "resilience.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "calls.tenancy.middleware.BearerTokenMiddleware",
@@ -272,6 +274,9 @@ STORAGES = {
 MEDIA_ROOT = Path(os.environ.get("CALLIQ_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The largest request body any URL accepts (resilience/uploads.py); the call
+# upload page allows a recording's worth (calls/forms.py MAX_RECORDING_MB).
+MAX_REQUEST_BODY_SIZE = 10 * 1024 * 1024
 
 # --- Security headers -------------------------------------------------------------
 # Strict CSP from day one: no inline script or style anywhere, htmx included

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import filetype
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
@@ -107,10 +108,23 @@ class BulkOutcomeForm(forms.Form):
     outcome = forms.ChoiceField(choices=[(v, label) for v, label in Call.Outcome.choices])
 
 
-# What the speech-to-text provider accepts; checked by extension because
-# browsers report audio content types inconsistently.
+# What the speech-to-text provider accepts. Browsers report audio content types
+# inconsistently, so the name's extension is checked and the real type is
+# sniffed from the first bytes (filetype): a renamed .exe or text is refused.
 RECORDING_EXTENSIONS = ("mp3", "wav", "m4a", "mp4", "ogg", "oga", "webm", "flac", "aac")
+SNIFFED_RECORDING_TYPES = frozenset({"mp3", "wav", "m4a", "mp4", "ogg", "webm", "flac", "aac"})
 MAX_RECORDING_MB = 200
+# The whole upload request: the recording plus the form's few text fields.
+MAX_UPLOAD_BODY = MAX_RECORDING_MB * 1024 * 1024 + 64 * 1024
+
+
+def sniff_recording(recording: UploadedFile) -> str | None:
+    """The audio format the file's first bytes say it is (an extension), or None."""
+    recording.seek(0)
+    head = recording.read(512)
+    recording.seek(0)
+    kind = filetype.guess(head)
+    return kind.extension if kind is not None and kind.extension in SNIFFED_RECORDING_TYPES else None
 
 
 class CallUploadForm(forms.ModelForm):
@@ -140,4 +154,9 @@ class CallUploadForm(forms.ModelForm):
             raise forms.ValidationError("This file is empty.")
         if recording.size > MAX_RECORDING_MB * 1024 * 1024:
             raise forms.ValidationError(f"This file is larger than {MAX_RECORDING_MB} MB.")
+        if sniff_recording(recording) is None:
+            raise forms.ValidationError(
+                "This file is not an audio recording we can read. Accepted: "
+                f"{', '.join(RECORDING_EXTENSIONS)} (the file's content is checked, not just its name)."
+            )
         return recording

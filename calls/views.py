@@ -28,7 +28,7 @@ from django_htmx.http import trigger_client_event
 
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome
-from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
+from calls.forms import MAX_UPLOAD_BODY, SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
 from calls.listing import (
     BEFORE,
     PAGE_SIZES,
@@ -45,6 +45,7 @@ from calls.tenancy.decorators import organization_required
 from calls.tenancy.http import OrgRequest
 from calls.tenancy.models import Organization
 from resilience.cache import cached_view
+from resilience.uploads import upload_limit
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).
 WINDOW_PAGES = 5
@@ -328,11 +329,13 @@ def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
     return render(request, "calls/detail.html", context)
 
 
+@upload_limit(MAX_UPLOAD_BODY)
 @require_http_methods(["GET", "POST"])
 @organization_required
 def call_upload(request: OrgRequest) -> HttpResponse:
     """Store the recording and the call first, then queue the pipeline once that
-    has committed: nothing a person uploads is lost to a provider outage."""
+    has committed: nothing a person uploads is lost to a provider outage.
+    The body limit is enforced before the body is read (resilience/uploads.py)."""
     initial = {"rep": request.user.pk, "started_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}
     form = CallUploadForm(
         request.POST or None, request.FILES or None, organization=request.organization, initial=initial

@@ -90,6 +90,9 @@ class Counters:
     statuses: dict[str, int] = dataclasses.field(default_factory=dict)
     timestamps: list[float] = dataclasses.field(default_factory=list)
     deduplicated: int = 0
+    # AssemblyAI uploads: bytes received and how many came chunked (streamed).
+    upload_bytes: int = 0
+    chunked_uploads: int = 0
 
 
 def _hash(text: str) -> int:
@@ -177,8 +180,22 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------
     def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._chunked_body()
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def _chunked_body(self) -> bytes:
+        """A Transfer-Encoding: chunked body (how a streamed upload arrives)."""
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailers, then the blank line
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
 
     def _json_body(self, raw: bytes) -> Any:
         try:
@@ -311,6 +328,10 @@ class Handler(BaseHTTPRequestHandler):
             if not raw:
                 return 400, {"error": "empty upload"}, {}
             digest = hashlib.sha256(raw).hexdigest()[:24]
+            with state.lock:
+                counters = state.counters["assemblyai"]
+                counters.upload_bytes += len(raw)
+                counters.chunked_uploads += "chunked" in (self.headers.get("transfer-encoding") or "").lower()
             return 200, {"upload_url": f"{self._base()}/assemblyai/v2/files/{digest}"}, {}
         if method == "POST" and parts == ["v2", "transcript"]:
             data = self._json_body(raw)
