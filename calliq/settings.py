@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "resilience.headers.CrossOriginResourcePolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -267,7 +268,9 @@ STORAGES = {
             # Tests and DEBUG serve files as they are; production serves hashed,
             # pre-compressed copies made by collectstatic.
             if DEBUG or not env_bool("CALLIQ_STATIC_MANIFEST", default=True)
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            # whitenoise's compressed manifest storage that also writes the
+            # Subresource Integrity hashes (resilience/static.py).
+            else "resilience.static.IntegrityManifestStorage"
         )
     },
 }
@@ -279,18 +282,20 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MAX_REQUEST_BODY_SIZE = 10 * 1024 * 1024
 
 # --- Security headers -------------------------------------------------------------
-# Strict CSP from day one: no inline script or style anywhere, htmx included
-# (see templates/base.html for its CSP-safe config).
+# Strict CSP from day one, in development as in production: nothing is allowed
+# unless named (default-src 'none'), our own origin for scripts, styles,
+# images, fonts and fetches, no inline script or style anywhere, htmx included
+# (see templates/base.html for its CSP-safe config). Every script and
+# stylesheet also carries a Subresource Integrity hash (resilience/templatetags/sri.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
-        "default-src": [SELF],
+        "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF],
         "connect-src": [SELF],
         "font-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [SELF],
+        "base-uri": [NONE],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
     }
@@ -298,8 +303,13 @@ CONTENT_SECURITY_POLICY = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Cross-Origin-Resource-Policy (resilience/headers.py): no other site may embed our responses.
+CROSS_ORIGIN_RESOURCE_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Every cookie (session, CSRF, messages, which follows the session's flags) is
+# SameSite and, under CALLIQ_HTTPS, Secure; HttpOnly unless JavaScript reads it.
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 # The CSRF cookie stays readable by static/js/csrf.js, which sends it as the
 # X-CSRFToken header on htmx requests (cached HTML carries no token).
 CSRF_COOKIE_HTTPONLY = False
