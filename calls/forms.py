@@ -36,6 +36,9 @@ OUTCOME_CHOICES = [
 ]
 
 
+MAX_USER_ID = 2**31 - 1
+
+
 def check_year(day: date | None) -> date | None:
     # Keeps date arithmetic (the day after "to") far from date.max.
     if day is not None and not 1900 <= day.year <= 2999:
@@ -56,7 +59,8 @@ class CallListForm(forms.Form):
     )
     status = forms.MultipleChoiceField(choices=Call.Status.choices, required=False, widget=forms.CheckboxSelectMultiple)
     outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, required=False)
-    rep = forms.IntegerField(required=False, min_value=1, widget=forms.Select)
+    # User ids are integers in every database; a larger number is a 400, never an overflow.
+    rep = forms.IntegerField(required=False, min_value=1, max_value=MAX_USER_ID, widget=forms.Select)
     started_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     started_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     score_min = forms.IntegerField(
