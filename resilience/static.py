@@ -6,8 +6,8 @@ IntegrityManifestStorage is whitenoise's compressed manifest storage that
 also writes STATIC_ROOT/integrity.json ({"css/app.css": "sha384-…"}) after
 post-processing, hashing the stored (hashed, URL-rewritten) copy, which is
 the byte stream a browser receives. Without that file (DEBUG, tests, the
-plain storage) the hash is computed once per process from the file the
-storage or the finders would serve."""
+plain storage) the hash is computed from the file the storage or the finders
+would serve: once per process, or on every use under DEBUG."""
 
 from __future__ import annotations
 
@@ -55,9 +55,18 @@ def collected_hashes() -> dict[str, str]:
         return {}
 
 
-@cache
 def integrity(path: str) -> str:
-    """The integrity attribute's value for a static file, e.g. "sha384-…"."""
+    """The integrity attribute's value for a static file, e.g. "sha384-…".
+    Computed afresh under DEBUG, where a developer edits files without a restart."""
+    return computed_integrity(path) if settings.DEBUG else cached_integrity(path)
+
+
+@cache
+def cached_integrity(path: str) -> str:
+    return computed_integrity(path)
+
+
+def computed_integrity(path: str) -> str:
     if isinstance(staticfiles_storage, ManifestFilesMixin):
         known = collected_hashes().get(path)
         if known is not None:
@@ -74,4 +83,4 @@ def integrity(path: str) -> str:
 def forget_hashes(*, setting: str, **kwargs: object) -> None:
     if setting in {"STATIC_ROOT", "STORAGES", "STATICFILES_DIRS"}:
         collected_hashes.cache_clear()
-        integrity.cache_clear()
+        cached_integrity.cache_clear()

@@ -148,6 +148,17 @@ def test_the_call_detail_and_business_pages_load_their_assets_with_integrity(cli
         assert all(integrity and integrity.startswith("sha384-") for _, integrity in assets), url
 
 
+def test_no_template_includes_a_script_or_stylesheet_without_the_sri_tags():
+    # A raw tag would load without integrity; {% script %} and {% stylesheet %} add it.
+    raw = []
+    for folder in [ROOT / "templates", *ROOT.glob("*/templates")]:
+        for template in folder.rglob("*.html"):
+            text = template.read_text()
+            if "<script src=" in text or 'rel="stylesheet"' in text or "{% htmx_script %}" in text:
+                raw.append(str(template.relative_to(ROOT)))
+    assert raw == []
+
+
 def test_pages_and_static_files_send_corp_and_coop(db):
     with override_settings(WHITENOISE_USE_FINDERS=True, WHITENOISE_AUTOREFRESH=True):
         client = Client()  # a new handler, so whitenoise reads the settings above
