@@ -181,11 +181,17 @@ def listing_of(url: str) -> Listing:
     return parse_listing(QueryDict(query))
 
 
+# Call ids are bigints; a larger number would overflow SQLite's integers (a 500).
+MAX_CALL_ID = 2**63 - 1
+
+
 def parse_ids(values: list[str]) -> list[int] | None:
+    """Whole numbers that can be call ids, or None if any value is not one."""
     try:
-        return [int(v) for v in values if v]
+        ids = [int(v) for v in values if v]
     except ValueError:
         return None
+    return ids if all(1 <= i <= MAX_CALL_ID for i in ids) else None
 
 
 @require_POST
@@ -199,7 +205,7 @@ def selection_update(request: OrgRequest) -> HttpResponse:
     ids = parse_ids(request.POST.getlist("ids"))
     page_ids = parse_ids(request.POST.getlist("page_ids"))
     if ids is None or page_ids is None:
-        return HttpResponseBadRequest("Call ids must be whole numbers.")
+        return HttpResponseBadRequest("Call ids must be whole numbers from 1 up.")
     event: dict[str, Any] | None = None
     if action == "toggle":
         call_id = parse_ids([request.POST.get("call", "")])
