@@ -32,7 +32,7 @@ values = st.one_of(
     st.from_regex(r"\A-?[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}\Z"),
 )
 queries = st.lists(st.tuples(st.one_of(st.sampled_from(KNOWN), st.text(max_size=8)), values), max_size=6)
-FUZZ = settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture
