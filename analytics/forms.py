@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from analytics.report import LEADERBOARD_SORTS, MAX_RANGE_DAYS, OUTCOMES, AnalyticsParams
 from analytics.rollups import local_tz
+from calls.forms import check_year
 from calls.tenancy.models import Membership, Organization
 
 RANGE_CHOICES = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "Custom range")]
@@ -60,6 +61,12 @@ class AnalyticsForm(forms.Form):
         self.reps = org_reps(organization)
         self.fields["rep"].choices = [("", "All reps"), *[(str(pk), name) for pk, name in self.reps]]
         self.fields["rep"].error_messages["invalid_choice"] = "That rep is not a member of this organization."
+
+    def clean_from(self) -> date | None:
+        return check_year(self.cleaned_data.get("from"))
+
+    def clean_to(self) -> date | None:
+        return check_year(self.cleaned_data.get("to"))
 
     def clean(self) -> dict:
         cleaned = super().clean()

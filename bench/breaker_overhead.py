@@ -109,7 +109,7 @@ def main() -> None:
             return None
 
         def get() -> None:
-            http.get("/_sim/state").raise_for_status()
+            http.get("/_sim/state", headers={"X-Simulator-Secret": simulator.secret}).raise_for_status()
 
         variants = {
             "unprotected": lambda fn: fn,

@@ -126,7 +126,7 @@ def main() -> None:
     redis_url = f"redis://127.0.0.1:{port}/0"
     sim = SimulatorServer()
     sim.start()
-    control = SimulatorControl(sim.url)
+    control = SimulatorControl(sim.url, sim.secret)
     control.configure("assemblyai", outage=True, latency_ms=20)
     bound = THRESHOLD + args.processes - 1
     lines = [

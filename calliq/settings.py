@@ -58,10 +58,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "resilience.headers.CrossOriginResourcePolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which reads the body: oversized bodies are refused unread.
+    "resilience.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "calls.tenancy.middleware.BearerTokenMiddleware",
@@ -249,6 +252,12 @@ BREAKER_ALERT_HOOKS = env_list("BREAKER_ALERT_HOOKS", "")
 # Default base URLs point at the provider simulator (resilience/providers) that
 # `make run` starts; real keys and URLs come from the environment.
 PROVIDER_SIMULATOR_URL = os.environ.get("PROVIDER_SIMULATOR_URL", "http://127.0.0.1:8765")
+# The shared secret of the simulator's control endpoint (/_sim/, X-Simulator-Secret
+# header). A development default only with DEBUG on; otherwise `provider_simulator
+# serve` makes a random one and prints it.
+PROVIDER_SIMULATOR_SECRET = os.environ.get("PROVIDER_SIMULATOR_SECRET") or (
+    "calliq-development-simulator-secret" if DEBUG else ""
+)
 PROVIDERS = {
     "assemblyai": {
         "base_url": os.environ.get("ASSEMBLYAI_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/assemblyai"),
@@ -338,27 +347,34 @@ STORAGES = {
             # Tests and DEBUG serve files as they are; production serves hashed,
             # pre-compressed copies made by collectstatic.
             if DEBUG or not env_bool("CALLIQ_STATIC_MANIFEST", default=True)
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            # whitenoise's compressed manifest storage that also writes the
+            # Subresource Integrity hashes (resilience/static.py).
+            else "resilience.static.IntegrityManifestStorage"
         )
     },
 }
 MEDIA_ROOT = Path(os.environ.get("CALLIQ_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The largest request body any URL accepts (resilience/uploads.py); the call
+# upload page allows a recording's worth (calls/forms.py MAX_RECORDING_MB).
+MAX_REQUEST_BODY_SIZE = 10 * 1024 * 1024
 
 # --- Security headers -------------------------------------------------------------
-# Strict CSP from day one: no inline script or style anywhere, htmx included
-# (see templates/base.html for its CSP-safe config).
+# Strict CSP from day one, in development as in production: nothing is allowed
+# unless named (default-src 'none'), our own origin for scripts, styles,
+# images, fonts and fetches, no inline script or style anywhere, htmx included
+# (see templates/base.html for its CSP-safe config). Every script and
+# stylesheet also carries a Subresource Integrity hash (resilience/templatetags/sri.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
-        "default-src": [SELF],
+        "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF],
         "connect-src": [SELF],
         "font-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [SELF],
+        "base-uri": [NONE],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
         # Violations go to the error tracker (resilience/monitoring/csp.py).
@@ -369,8 +385,13 @@ CONTENT_SECURITY_POLICY = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Cross-Origin-Resource-Policy (resilience/headers.py): no other site may embed our responses.
+CROSS_ORIGIN_RESOURCE_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Every cookie (session, CSRF, messages, which follows the session's flags) is
+# SameSite and, under CALLIQ_HTTPS, Secure; HttpOnly unless JavaScript reads it.
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 # The CSRF cookie stays readable by static/js/csrf.js, which sends it as the
 # X-CSRFToken header on htmx requests (cached HTML carries no token).
 CSRF_COOKIE_HTTPONLY = False

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from calliq.openapi import openapi_json
 from calls.tenancy import views as tenancy_views
 from resilience.monitoring import endpoints as probes
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("calls/", include("calls.urls")),
     path("analytics/", include("analytics.urls")),
     path("monitoring/", include("resilience.urls")),
+    path("api/v1/openapi.json", openapi_json, name="openapi"),
     path("api/v1/", include("calls.api_urls")),
     path("api/v1/", include("analytics.api_urls")),
     path("admin/", admin.site.urls),

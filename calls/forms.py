@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import filetype
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
@@ -35,6 +36,9 @@ OUTCOME_CHOICES = [
 ]
 
 
+MAX_USER_ID = 2**31 - 1
+
+
 def check_year(day: date | None) -> date | None:
     # Keeps date arithmetic (the day after "to") far from date.max.
     if day is not None and not 1900 <= day.year <= 2999:
@@ -55,7 +59,8 @@ class CallListForm(forms.Form):
     )
     status = forms.MultipleChoiceField(choices=Call.Status.choices, required=False, widget=forms.CheckboxSelectMultiple)
     outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, required=False)
-    rep = forms.IntegerField(required=False, min_value=1, widget=forms.Select)
+    # User ids are integers in every database; a larger number is a 400, never an overflow.
+    rep = forms.IntegerField(required=False, min_value=1, max_value=MAX_USER_ID, widget=forms.Select)
     started_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     started_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     score_min = forms.IntegerField(
@@ -107,10 +112,23 @@ class BulkOutcomeForm(forms.Form):
     outcome = forms.ChoiceField(choices=[(v, label) for v, label in Call.Outcome.choices])
 
 
-# What the speech-to-text provider accepts; checked by extension because
-# browsers report audio content types inconsistently.
+# What the speech-to-text provider accepts. Browsers report audio content types
+# inconsistently, so the name's extension is checked and the real type is
+# sniffed from the first bytes (filetype): a renamed .exe or text is refused.
 RECORDING_EXTENSIONS = ("mp3", "wav", "m4a", "mp4", "ogg", "oga", "webm", "flac", "aac")
+SNIFFED_RECORDING_TYPES = frozenset({"mp3", "wav", "m4a", "mp4", "ogg", "webm", "flac", "aac"})
 MAX_RECORDING_MB = 200
+# The whole upload request: the recording plus the form's few text fields.
+MAX_UPLOAD_BODY = MAX_RECORDING_MB * 1024 * 1024 + 64 * 1024
+
+
+def sniff_recording(recording: UploadedFile) -> str | None:
+    """The audio format the file's first bytes say it is (an extension), or None."""
+    recording.seek(0)
+    head = recording.read(512)
+    recording.seek(0)
+    kind = filetype.guess(head)
+    return kind.extension if kind is not None and kind.extension in SNIFFED_RECORDING_TYPES else None
 
 
 class CallUploadForm(forms.ModelForm):
@@ -140,4 +158,9 @@ class CallUploadForm(forms.ModelForm):
             raise forms.ValidationError("This file is empty.")
         if recording.size > MAX_RECORDING_MB * 1024 * 1024:
             raise forms.ValidationError(f"This file is larger than {MAX_RECORDING_MB} MB.")
+        if sniff_recording(recording) is None:
+            raise forms.ValidationError(
+                "This file is not an audio recording we can read. Accepted: "
+                f"{', '.join(RECORDING_EXTENSIONS)} (the file's content is checked, not just its name)."
+            )
         return recording

@@ -49,7 +49,7 @@ def transcribe_call(call: Call, *, client: AssemblyAIClient) -> Transcript:
     _set_status(call, Call.Status.TRANSCRIBING)
     if not transcript.provider_id:
         with call.recording.open("rb") as audio:
-            upload_url = client.upload(audio.read())
+            upload_url = client.upload(audio)  # streamed: a recording is never held in memory whole
         job = client.create_transcript(upload_url)
         transcript.provider_id = job["id"]
         transcript.save()

@@ -27,7 +27,7 @@ from django_htmx.http import trigger_client_event
 
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome, split_selection
-from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
+from calls.forms import MAX_UPLOAD_BODY, SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
 from calls.listing import (
     BEFORE,
     PAGE_SIZES,
@@ -44,6 +44,7 @@ from calls.tenancy.decorators import organization_required
 from calls.tenancy.http import OrgRequest
 from calls.tenancy.models import Organization
 from resilience.cache import cached_view
+from resilience.uploads import upload_limit
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).
 WINDOW_PAGES = 5
@@ -178,11 +179,17 @@ def listing_of(url: str) -> Listing:
     return parse_listing(QueryDict(query))
 
 
+# Call ids are bigints; a larger number would overflow SQLite's integers (a 500).
+MAX_CALL_ID = 2**63 - 1
+
+
 def parse_ids(values: list[str]) -> list[int] | None:
+    """Whole numbers that can be call ids, or None if any value is not one."""
     try:
-        return [int(v) for v in values if v]
+        ids = [int(v) for v in values if v]
     except ValueError:
         return None
+    return ids if all(1 <= i <= MAX_CALL_ID for i in ids) else None
 
 
 @require_POST
@@ -196,7 +203,7 @@ def selection_update(request: OrgRequest) -> HttpResponse:
     ids = parse_ids(request.POST.getlist("ids"))
     page_ids = parse_ids(request.POST.getlist("page_ids"))
     if ids is None or page_ids is None:
-        return HttpResponseBadRequest("Call ids must be whole numbers.")
+        return HttpResponseBadRequest("Call ids must be whole numbers from 1 up.")
     event: dict[str, Any] | None = None
     if action == "toggle":
         call_id = parse_ids([request.POST.get("call", "")])
@@ -341,11 +348,13 @@ def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
     return render(request, "calls/detail.html", context)
 
 
+@upload_limit(MAX_UPLOAD_BODY)
 @require_http_methods(["GET", "POST"])
 @organization_required
 def call_upload(request: OrgRequest) -> HttpResponse:
     """Store the recording and the call first, then queue the pipeline once that
-    has committed: nothing a person uploads is lost to a provider outage."""
+    has committed: nothing a person uploads is lost to a provider outage.
+    The body limit is enforced before the body is read (resilience/uploads.py)."""
     initial = {"rep": request.user.pk, "started_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}
     form = CallUploadForm(
         request.POST or None, request.FILES or None, organization=request.organization, initial=initial

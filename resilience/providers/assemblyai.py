@@ -5,6 +5,8 @@ carries the bare API key, as AssemblyAI expects."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from resilience.providers.base import ProviderClient, require
 from resilience.providers.errors import ProviderBadResponse
@@ -19,16 +21,34 @@ class TranscriptNotReady(Exception):
         self.status = status
 
 
+class FileChunks:
+    """A file as an iterable of chunks that starts again from the top on each
+    iteration, so a retried request sends the whole file again (a generator
+    would be spent after the first attempt)."""
+
+    chunk_size = 64 * 1024
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.start = file.tell()
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.file.seek(self.start)
+        while chunk := self.file.read(self.chunk_size):
+            yield chunk
+
+
 class AssemblyAIClient(ProviderClient):
     service = "assemblyai"
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": self.api_key}
 
-    def upload(self, data: bytes) -> str:
-        """Upload audio bytes; returns the upload_url to transcribe."""
+    def upload(self, audio: BinaryIO) -> str:
+        """Upload a recording from an open binary file, streamed in chunks (chunked
+        transfer encoding), never read whole; returns the upload_url to transcribe."""
         body = self.request_json(
-            "POST", "/v2/upload", content=data, headers={"content-type": "application/octet-stream"}
+            "POST", "/v2/upload", content=FileChunks(audio), headers={"content-type": "application/octet-stream"}
         )
         require(self.service, body, "upload_url")
         return body["upload_url"]

@@ -11,6 +11,13 @@ Control endpoint (JSON): GET /_sim/state, POST /_sim/config
 POST /_sim/reset-counters. `python manage.py provider_simulator` serves it
 and drives it (see that command).
 
+The simulator listens on loopback only, and a web page the developer visits
+must not drive it: every control request carries the shared secret in the
+X-Simulator-Secret header (a page cannot add it to a simple cross-site
+request), POSTs must be application/json (which a form cannot send without a
+CORS preflight the simulator never answers), and a Host header that is not a
+loopback name is refused, so DNS rebinding cannot read the sent emails.
+
 Built on the standard library's ThreadingHTTPServer: it needs no dependency,
 a thread per request is what lets it hold hanging requests open, and a test
 can start one in-process on port 0."""
@@ -19,9 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import math
+import secrets
+import socket
 import threading
 import time
 import uuid
@@ -36,6 +47,26 @@ SERVICES = ("assemblyai", "openai", "paddle", "resend")
 TIMESTAMPS_KEPT = 5000
 TOPICS = ["pricing", "demo", "timeline", "budget", "integration", "security", "onboarding", "competition", "contract"]
 PLANS = ["starter", "growth", "enterprise"]
+SECRET_HEADER = "X-Simulator-Secret"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """A bind address on this machine only: localhost or a loopback IP."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name part of a Host header ("[::1]:8765" -> "[::1]", "localhost:80" -> "localhost")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.partition("]")[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 @dataclasses.dataclass
@@ -59,6 +90,9 @@ class Counters:
     statuses: dict[str, int] = dataclasses.field(default_factory=dict)
     timestamps: list[float] = dataclasses.field(default_factory=list)
     deduplicated: int = 0
+    # AssemblyAI uploads: bytes received and how many came chunked (streamed).
+    upload_bytes: int = 0
+    chunked_uploads: int = 0
 
 
 def _hash(text: str) -> int:
@@ -146,8 +180,22 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------
     def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._chunked_body()
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def _chunked_body(self) -> bytes:
+        """A Transfer-Encoding: chunked body (how a streamed upload arrives)."""
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailers, then the blank line
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
 
     def _json_body(self, raw: bytes) -> Any:
         try:
@@ -178,7 +226,15 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._body()
         path = self.path.split("?", 1)[0].rstrip("/")
         parts = [p for p in path.split("/") if p]
+        if host_name(self.headers.get("host") or "") not in LOOPBACK_NAMES:
+            # DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends Host: evil.example.
+            self._send(421, {"error": "this simulator answers loopback host names only"})
+            return
         if parts and parts[0] == "_sim":
+            refusal = self._control_refusal(method)
+            if refusal is not None:
+                self._send(*refusal)
+                return
             self._control(method, parts[1:], raw)
             return
         if not parts or parts[0] not in SERVICES:
@@ -223,6 +279,15 @@ class Handler(BaseHTTPRequestHandler):
         return status
 
     # -- control ----------------------------------------------------------------
+    def _control_refusal(self, method: str) -> tuple[int, dict] | None:
+        sent = (self.headers.get(SECRET_HEADER) or "").encode()
+        if not hmac.compare_digest(sent, self.server.secret.encode()):
+            return 403, {"error": f"send the simulator's shared secret in the {SECRET_HEADER} header"}
+        content_type = (self.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if method == "POST" and content_type != "application/json":
+            return 415, {"error": "control requests must be Content-Type: application/json"}
+        return None
+
     def _control(self, method: str, parts: list[str], raw: bytes) -> None:
         state = self.server.state
         action = parts[0] if parts else ""
@@ -255,8 +320,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- the four APIs ------------------------------------------------------------
     def _base(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.server.url
 
     def _assemblyai(self, method: str, parts: list[str], raw: bytes) -> tuple[int, Any, dict]:
         state = self.server.state
@@ -264,6 +328,10 @@ class Handler(BaseHTTPRequestHandler):
             if not raw:
                 return 400, {"error": "empty upload"}, {}
             digest = hashlib.sha256(raw).hexdigest()[:24]
+            with state.lock:
+                counters = state.counters["assemblyai"]
+                counters.upload_bytes += len(raw)
+                counters.chunked_uploads += "chunked" in (self.headers.get("transfer-encoding") or "").lower()
             return 200, {"upload_url": f"{self._base()}/assemblyai/v2/files/{digest}"}, {}
         if method == "POST" and parts == ["v2", "transcript"]:
             data = self._json_body(raw)
@@ -416,14 +484,20 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, secret: str | None = None) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"the provider simulator binds to loopback only, not {host!r}")
         self.state = SimulatorState()
-        super().__init__((host, port), Handler)
+        # No secret given: a random one, so the control endpoint is never open.
+        self.secret = secret or secrets.token_urlsafe(24)
+        if ":" in host.strip("[]"):
+            self.address_family = socket.AF_INET6
+        super().__init__((host.strip("[]"), port), Handler)
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (tests, benchmarks); stop with .stop()."""
@@ -438,11 +512,11 @@ class SimulatorServer(ThreadingHTTPServer):
 
 
 class SimulatorControl:
-    """Drive a running simulator through its control endpoint."""
+    """Drive a running simulator through its control endpoint (with its shared secret)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secret: str) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=5)
+        self.http = httpx.Client(base_url=self.url, timeout=5, headers={SECRET_HEADER: secret})
 
     def configure(self, service: str = "all", **knobs: object) -> dict:
         response = self.http.post("/_sim/config", json={"service": service, **knobs})
@@ -461,10 +535,10 @@ class SimulatorControl:
         return self.counters(service)["requests"]
 
     def reset(self) -> None:
-        self.http.post("/_sim/reset").raise_for_status()
+        self.http.post("/_sim/reset", json={}).raise_for_status()
 
     def reset_counters(self) -> None:
-        self.http.post("/_sim/reset-counters").raise_for_status()
+        self.http.post("/_sim/reset-counters", json={}).raise_for_status()
 
     def close(self) -> None:
         self.http.close()

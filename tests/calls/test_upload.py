@@ -1,13 +1,27 @@
 """Uploading a call: the recording and the call are stored first, then the
-pipeline runs (in-process here) against the provider simulator."""
+pipeline runs (in-process here) against the provider simulator. Oversized,
+mislabelled and malformed uploads are refused before anything is stored."""
+
+import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http.multipartparser import MultiPartParser
+from django.test import RequestFactory, override_settings
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.urls import reverse
 
+from calls.forms import MAX_UPLOAD_BODY, RECORDING_EXTENSIONS
 from calls.models import Call, OutboundEmail
+from resilience.uploads import LimitedUploadHandler
 from tests import factories
+
+WAV_HEADER = b"RIFF\x24\x00\x00\x00WAVEfmt "
+
+
+def stored_files(root):
+    return [p for p in root.rglob("*") if p.is_file()]
 
 
 @pytest.fixture
@@ -63,6 +77,109 @@ def test_bad_input_is_a_400_with_the_fields_message_and_stores_nothing(client, m
     assert message in response.text
     assert not Call.objects.exists()
     assert "Peter Gibbons" in response.text or "customer_name" not in overrides  # what was typed is kept
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("call.wav", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 200),  # a Windows .exe
+        ("call.mp3", b"Meeting notes: call the customer back on Tuesday.\n" * 20),  # text
+        ("call.ogg", b"%PDF-1.7\n" + b"0" * 300),  # a PDF
+    ],
+)
+def test_a_file_that_is_not_audio_inside_is_refused_whatever_its_name(client, member, media, name, content):
+    client.force_login(member.user)
+    response = client.post(reverse("calls:upload"), upload_data(member, recording=SimpleUploadedFile(name, content)))
+    assert response.status_code == 400
+    assert "not an audio recording" in response.text
+    assert ", ".join(RECORDING_EXTENSIONS) in response.text  # the accepted types are named
+    assert not Call.objects.exists()
+    assert stored_files(media) == []
+
+
+def test_a_content_length_over_the_limit_is_a_413_before_the_body_is_read(client, member, media):
+    client.force_login(member.user)
+    body = encode_multipart(BOUNDARY, upload_data(member))
+    response = client.generic(
+        "POST", reverse("calls:upload"), body, content_type=MULTIPART_CONTENT, CONTENT_LENGTH=str(MAX_UPLOAD_BODY + 1)
+    )
+    assert response.status_code == 413
+    assert "larger than" in response.text
+    assert "Nothing was stored" in response.text
+    assert response["Content-Type"].startswith("text/html")
+    assert not Call.objects.exists()
+    assert stored_files(media) == []
+
+
+def test_other_pages_accept_far_smaller_bodies(client, member, media, settings):
+    client.force_login(member.user)
+    body = encode_multipart(BOUNDARY, {"action": "clear", "junk": SimpleUploadedFile("big.bin", b"x" * 4096)})
+    settings.MAX_REQUEST_BODY_SIZE = 1024
+    response = client.generic("POST", reverse("calls:select"), body, content_type=MULTIPART_CONTENT)
+    assert response.status_code == 413
+    assert "1024" not in response.text  # said in megabytes, a person's unit
+    assert stored_files(media) == []
+
+
+def test_anonymous_visitors_get_the_small_limit_on_the_upload_page(client, db, media, settings):
+    settings.MAX_REQUEST_BODY_SIZE = 1024
+    body = encode_multipart(BOUNDARY, {"recording": SimpleUploadedFile("call.wav", WAV_HEADER + b"x" * 4096)})
+    response = client.generic("POST", reverse("calls:upload"), body, content_type=MULTIPART_CONTENT)
+    assert response.status_code == 413
+    assert not Call.objects.exists()
+
+
+def test_the_api_answers_an_oversized_body_with_a_json_413(client, member, settings):
+    settings.MAX_REQUEST_BODY_SIZE = 1024
+    response = client.generic("POST", reverse("calls_api:list"), b"x" * 2048, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_a_malformed_multipart_body_is_a_400_not_a_500(client, member, media):
+    client.force_login(member.user)
+    response = client.generic(
+        "POST", reverse("calls:upload"), b"--nope\r\nrubbish", content_type="multipart/form-data; boundary="
+    )
+    assert response.status_code == 400
+    assert not Call.objects.exists()
+
+
+def test_the_upload_handler_stops_a_body_at_the_limit_and_leaves_no_file(tmp_path, settings):
+    # A body whose declared length was never checked (chunked, or a lying
+    # proxy): the handler counts the bytes that arrive and stops the parse.
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # so Django's own handler writes a temporary file
+    payload = encode_multipart(BOUNDARY, {"recording": SimpleUploadedFile("call.wav", WAV_HEADER + b"a" * 3_000_000)})
+    request = RequestFactory().get("/calls/upload/")  # what the handlers keep a reference to
+    limiter = LimitedUploadHandler(request, 1_000_000)
+    parser = MultiPartParser(
+        {"CONTENT_TYPE": MULTIPART_CONTENT, "CONTENT_LENGTH": str(len(payload))},
+        io.BytesIO(payload),
+        [limiter, TemporaryFileUploadHandler(request)],
+    )
+    _, files = parser.parse()
+    assert limiter.exceeded
+    assert 1_000_000 < limiter.received < 1_000_000 + 256 * 1024  # stopped within one chunk of the limit
+    assert "recording" not in files
+    assert list(tmp_path.iterdir()) == []  # the partial temporary file is gone
+
+
+def test_a_recording_of_several_megabytes_is_stored_and_streamed_to_the_provider(
+    client, member, media, simulator, sim, django_capture_on_commit_callbacks
+):
+    audio = WAV_HEADER + bytes(range(256)) * (5 * 4096)  # ~5 MB: past FILE_UPLOAD_MAX_MEMORY_SIZE, onto disk
+    client.force_login(member.user)
+    data = upload_data(member, recording=SimpleUploadedFile("long.wav", audio, content_type="audio/wav"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("calls:upload"), data)
+    assert response.status_code == 302
+    call = Call.objects.get()
+    assert call.status == Call.Status.COMPLETED
+    assert call.recording.size == len(audio)
+    counters = sim.counters("assemblyai")
+    assert counters["upload_bytes"] == len(audio)
+    assert counters["chunked_uploads"] == 1  # streamed (Transfer-Encoding: chunked), not one in-memory body
 
 
 def test_the_rep_must_belong_to_the_organization(client, member, other_member, media):

@@ -37,21 +37,23 @@ def _fresh_breakers() -> Iterator[None]:
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorServer]:
-    server = SimulatorServer("127.0.0.1", 0)
+    server = SimulatorServer("127.0.0.1", 0)  # with a random control secret of its own
     server.start()
     providers = {name: dict(config) for name, config in settings.PROVIDERS.items()}
     providers["assemblyai"]["base_url"] = f"{server.url}/assemblyai"
     providers["openai"]["base_url"] = f"{server.url}/openai/v1"
     providers["paddle"]["base_url"] = f"{server.url}/paddle"
     providers["resend"]["base_url"] = f"{server.url}/resend"
-    with override_settings(PROVIDERS=providers, PROVIDER_SIMULATOR_URL=server.url):
+    with override_settings(
+        PROVIDERS=providers, PROVIDER_SIMULATOR_URL=server.url, PROVIDER_SIMULATOR_SECRET=server.secret
+    ):
         yield server
     server.stop()
 
 
 @pytest.fixture
 def sim(simulator: SimulatorServer) -> Iterator[SimulatorControl]:
-    control = SimulatorControl(simulator.url)
+    control = SimulatorControl(simulator.url, simulator.secret)
     yield control
     control.close()
 

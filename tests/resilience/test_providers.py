@@ -3,6 +3,8 @@ shapes, authentication, timeouts, and errors sorted into retryable or not."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 
@@ -25,7 +27,7 @@ from tests.resilience.breaker_support import free_port
 
 def test_assemblyai_uploads_creates_and_reads_a_transcript_with_speakers(db, simulator):
     with AssemblyAIClient() as client:
-        upload_url = client.upload(b"RIFF fake audio")
+        upload_url = client.upload(io.BytesIO(b"RIFF fake audio"))
         job = client.create_transcript(upload_url)
         assert job["status"] == "queued"
         body = client.wait_for_transcript(job["id"])
@@ -37,9 +39,46 @@ def test_assemblyai_uploads_creates_and_reads_a_transcript_with_speakers(db, sim
 
 def test_assemblyai_answers_are_deterministic_for_the_same_audio(db, simulator):
     with AssemblyAIClient() as client:
-        first = client.wait_for_transcript(client.create_transcript(client.upload(b"same"))["id"])
-        second = client.wait_for_transcript(client.create_transcript(client.upload(b"same"))["id"])
+        first = client.wait_for_transcript(client.create_transcript(client.upload(io.BytesIO(b"same")))["id"])
+        second = client.wait_for_transcript(client.create_transcript(client.upload(io.BytesIO(b"same")))["id"])
     assert first["utterances"] == second["utterances"]
+
+
+class ReadRecorder(io.BytesIO):
+    """A recording file that notes how much each read asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_assemblyai_upload_streams_the_file_in_chunks(db, simulator, sim):
+    audio = bytes(range(256)) * (5 * 4096 + 7)  # a little over 5 MB
+    recording = ReadRecorder(audio)
+    with AssemblyAIClient() as client:
+        upload_url = client.upload(recording)
+    # Read in bounded pieces, never read() whole, and sent chunked: nothing held the file at once.
+    assert recording.reads
+    assert all(0 < size <= 64 * 1024 for size in recording.reads)
+    counters = sim.counters("assemblyai")
+    assert counters["chunked_uploads"] == 1
+    assert counters["upload_bytes"] == len(audio)
+    # The simulator names the upload after the bytes it received: all of them, in order.
+    assert upload_url.endswith(hashlib.sha256(audio).hexdigest()[:24])
+
+
+def test_a_retried_upload_sends_the_whole_file_again(db, simulator, sim):
+    sim.configure("assemblyai", fail_next=1)
+    audio = b"RIFF" + b"x" * 200_000
+    with AssemblyAIClient(initial_delay=0.01) as client:
+        upload_url = client.upload(io.BytesIO(audio))
+    assert sim.counters("assemblyai")["statuses"] == {"503": 1, "200": 1}
+    assert sim.counters("assemblyai")["upload_bytes"] == len(audio)  # the failed attempt was answered unread
+    assert upload_url.endswith(hashlib.sha256(audio).hexdigest()[:24])
 
 
 def test_an_unknown_transcript_is_a_client_error_that_is_not_retried(db, simulator, sim):
@@ -51,7 +90,7 @@ def test_an_unknown_transcript_is_a_client_error_that_is_not_retried(db, simulat
 
 def test_a_missing_api_key_is_a_401_client_error(db, simulator):
     with AssemblyAIClient(api_key="") as client, pytest.raises(ProviderClientError) as unauthorised:
-        client.upload(b"audio")
+        client.upload(io.BytesIO(b"audio"))
     assert unauthorised.value.status == 401
 
 

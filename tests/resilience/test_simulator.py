@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from resilience.providers.simulator import SimulatorControl
+from resilience.providers.simulator import SECRET_HEADER, SimulatorControl, SimulatorServer
 from tests.resilience.breaker_support import free_port
 
 
@@ -47,12 +47,63 @@ def test_a_429_carries_retry_after(simulator, sim):
     assert response.headers["retry-after"] == "7"
 
 
-def test_the_control_endpoint_rejects_unknown_knobs_and_services_with_a_message(simulator):
-    bad_knob = httpx.post(f"{simulator.url}/_sim/config", json={"service": "openai", "speed": 3})
+def test_the_control_endpoint_rejects_unknown_knobs_and_services_with_a_message(simulator, sim):
+    bad_knob = sim.http.post("/_sim/config", json={"service": "openai", "speed": 3})
     assert bad_knob.status_code == 400
     assert "speed" in bad_knob.json()["error"]
-    bad_service = httpx.post(f"{simulator.url}/_sim/config", json={"service": "stripe"})
+    bad_service = sim.http.post("/_sim/config", json={"service": "stripe"})
     assert bad_service.status_code == 400
+
+
+@pytest.mark.parametrize("secret", [None, "", "not-the-secret"])
+def test_the_control_endpoint_requires_the_shared_secret(simulator, sim, secret):
+    headers = {} if secret is None else {SECRET_HEADER: secret}
+    for method, path in [("POST", "/_sim/config"), ("POST", "/_sim/reset"), ("GET", "/_sim/state")]:
+        body = {"service": "all", "outage": True} if method == "POST" else None
+        response = httpx.request(method, f"{simulator.url}{path}", json=body, headers=headers)
+        assert response.status_code == 403
+        assert SECRET_HEADER in response.json()["error"]
+    assert not sim.state()["services"]["openai"]["knobs"]["outage"]
+
+
+def test_a_cross_site_form_post_cannot_switch_on_an_outage(simulator, sim):
+    # What a page's <form> (or fetch without a preflight) can send: a simple content type.
+    for content_type in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]:
+        response = httpx.post(
+            f"{simulator.url}/_sim/config",
+            content=b'{"service": "all", "outage": true}',
+            headers={"content-type": content_type, SECRET_HEADER: simulator.secret},
+        )
+        assert response.status_code == 415
+        assert "application/json" in response.json()["error"]
+    assert not sim.state()["services"]["resend"]["knobs"]["outage"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.nip.io", "10.0.0.5:80"])
+def test_a_host_that_is_not_loopback_is_refused(simulator, sim, host):
+    # DNS rebinding: the browser connects to 127.0.0.1 but names the attacker's host.
+    response = sim.http.get("/_sim/state", headers={"host": host})
+    assert response.status_code == 421
+    assert sim.http.post("/_sim/config", json={"outage": True}, headers={"host": host}).status_code == 421
+    assert not sim.state()["services"]["paddle"]["knobs"]["outage"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_loopback_host_names_are_served(simulator, sim, host):
+    port = simulator.server_address[1]
+    assert sim.http.get("/_sim/state", headers={"host": f"{host}:{port}"}).status_code == 200
+    assert sim.http.get("/_sim/state", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "example.com"])
+def test_the_simulator_binds_to_loopback_only(host):
+    with pytest.raises(ValueError, match="loopback only"):
+        SimulatorServer(host, 0)
+
+
+def test_the_command_refuses_to_serve_beyond_loopback():
+    with pytest.raises(CommandError, match="loopback only"):
+        call_command("provider_simulator", "--host", "0.0.0.0", "--port", "0", stdout=io.StringIO())
 
 
 def test_reset_restores_knobs_and_clears_counters(simulator, sim):
@@ -89,7 +140,8 @@ def test_the_command_says_when_no_simulator_answers():
 @pytest.mark.slow
 def test_the_command_serves_until_killed_and_logs_requests():
     port = free_port(range(16460, 16470))
-    env = os.environ | {"DJANGO_DEBUG": "1"}
+    secret = "a-secret-for-this-test"
+    env = os.environ | {"DJANGO_DEBUG": "1", "PROVIDER_SIMULATOR_SECRET": secret}
     server = subprocess.Popen(
         [sys.executable, "manage.py", "provider_simulator", "--port", str(port)],
         cwd=settings.BASE_DIR,
@@ -98,7 +150,7 @@ def test_the_command_serves_until_killed_and_logs_requests():
         stderr=subprocess.STDOUT,
         text=True,
     )
-    control = SimulatorControl(f"http://127.0.0.1:{port}")
+    control = SimulatorControl(f"http://127.0.0.1:{port}", secret)
     try:
         for _ in range(100):
             try:

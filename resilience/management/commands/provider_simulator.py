@@ -9,7 +9,10 @@ running one through its control endpoint:
   provider_simulator stats [SERVICE]
   provider_simulator reset [--counters-only]
 
-The control subcommands talk to --url (default settings.PROVIDER_SIMULATOR_URL)."""
+The control subcommands talk to --url (default settings.PROVIDER_SIMULATOR_URL)
+with the shared secret settings.PROVIDER_SIMULATOR_SECRET; `serve` listens on
+loopback only and requires that secret on its control endpoint (a random one,
+printed, when none is configured)."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class Command(BaseCommand):
     help = "Serve the provider simulator (default), or set its knobs, read its counters, reset it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--host", default="127.0.0.1", help="A loopback address (127.0.0.1, localhost, ::1).")
         parser.add_argument("--port", type=int, default=8765)
         parser.add_argument("--url", default=None, help="A running simulator (default: PROVIDER_SIMULATOR_URL).")
         sub = parser.add_subparsers(dest="subcommand")
@@ -55,7 +58,9 @@ class Command(BaseCommand):
         if subcommand in (None, "serve"):
             self.serve(options["host"], options["port"])
             return
-        control = SimulatorControl(options["url"] or settings.PROVIDER_SIMULATOR_URL)
+        control = SimulatorControl(
+            options["url"] or settings.PROVIDER_SIMULATOR_URL, settings.PROVIDER_SIMULATOR_SECRET
+        )
         try:
             if subcommand == "set":
                 names = ["latency_ms", "failure_rate", "failure_status", "fail_next", "outage", "timeout"]
@@ -78,7 +83,12 @@ class Command(BaseCommand):
 
     def serve(self, host: str, port: int) -> None:
         logging.getLogger("calliq.simulator").setLevel(logging.INFO)
-        server = SimulatorServer(host, port)
+        try:
+            server = SimulatorServer(host, port, secret=settings.PROVIDER_SIMULATOR_SECRET or None)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if not settings.PROVIDER_SIMULATOR_SECRET:
+            self.stdout.write(f"PROVIDER_SIMULATOR_SECRET is not set: the control endpoint's secret is {server.secret}")
 
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
