@@ -40,7 +40,7 @@ import redis  # noqa: E402
 from _private_redis import free_port, start_redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-from resilience.breaker import breaker, reset_process_state, use_redis_client  # noqa: E402
+from resilience.breaker import breaker, caches_with_breakers_at, reset_process_state  # noqa: E402
 from resilience.providers.simulator import SimulatorServer  # noqa: E402
 
 ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
@@ -87,15 +87,20 @@ def main() -> None:
     simulator = SimulatorServer()
     simulator.start()
     admin = redis.Redis(port=port)
-    pool = redis.ConnectionPool(
-        connection_class=CountingConnection, host="127.0.0.1", port=port, socket_timeout=0.1, socket_connect_timeout=0.1
+    url = f"redis://127.0.0.1:{port}/0"
+    # Both breakers count their round trips: ours through its django-redis alias, pybreaker through a client of its own.
+    ours_at_private = override_settings(
+        CACHES=caches_with_breakers_at(url, CONNECTION_POOL_KWARGS={"connection_class": CountingConnection})
     )
-    counting = redis.Redis(connection_pool=pool)
+    counting = redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=CountingConnection, port=port, socket_timeout=0.1, socket_connect_timeout=0.1
+        )
+    )
     http = httpx.Client(base_url=simulator.url)
     lines: list[str] = []
+    ours_at_private.enable()
     try:
-        reset_process_state()
-        use_redis_client(counting)
         ours = breaker("bench")
         ours.call(lambda: None)  # load the scripts, read the policy once
         theirs = pybreaker.CircuitBreaker(
@@ -137,11 +142,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, wrap in variants.items():
                     timings[name].append(measure(wrap(fn), calls))
-                with override_settings(BREAKER_REDIS_URL=refused, BREAKER_REDIS_RETRY_SECONDS=3600):
-                    use_redis_client(None)
+                with override_settings(CACHES=caches_with_breakers_at(refused), BREAKER_REDIS_RETRY_SECONDS=3600):
                     ours.call(fn)  # discover the refusal once
                     timings["calliq breaker, local (Redis refused)"].append(measure(lambda fn=fn: ours.call(fn), calls))
-                use_redis_client(counting)
             medians = {name: statistics.median(values) for name, values in timings.items()}
             trips = {
                 "unprotected": (0.0, 0.0),
@@ -194,9 +197,7 @@ def main() -> None:
 
         # A stalled Redis: the call that meets it pays one socket timeout, later calls use the local breaker.
         lines += ["", "Stalled Redis (SIGSTOP) with BREAKER_REDIS_TIMEOUT=0.1 s, BREAKER_REDIS_RETRY_SECONDS=1"]
-        with override_settings(BREAKER_REDIS_URL=f"redis://127.0.0.1:{port}/0", BREAKER_REDIS_RETRY_SECONDS=1.0):
-            reset_process_state()
-            ours = breaker("bench")
+        with override_settings(BREAKER_REDIS_RETRY_SECONDS=1.0):
             ours.call(noop)
             os.kill(redis_process.pid, signal.SIGSTOP)
             try:
@@ -209,6 +210,7 @@ def main() -> None:
             lines.append(f"  the call that finds Redis stalled: {first * 1000:.1f} ms added before the local fallback")
             lines.append(f"  the calls after it (local breaker, within the retry window): {later * 1e6:.1f} µs each")
     finally:
+        ours_at_private.disable()
         http.close()
         simulator.stop()
         redis_process.terminate()

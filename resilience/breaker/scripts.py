@@ -4,12 +4,18 @@ Every change of state, counter, rolling window or half-open permit happens in
 one of these scripts, so any number of gunicorn and Celery processes see one
 breaker and never race: Redis runs a script atomically. Time is Redis `TIME`,
 never a process's clock. Asking permission is one EVALSHA, recording a result
-is one EVALSHA: the protected call itself runs with no lock held.
+is one EVALSHA: the protected call itself runs with no lock held. A result's
+reply carries the state, so a process that just heard "closed" may admit its
+next call without asking again (core.py bounds how long that reply is trusted).
+
+The CLOSED success path is the hot one and is kept to four commands (TIME,
+HMGET, two HINCRBY): the window is summed only when a failure could trip the
+error rate, and pruned once per bucket, when a call opens a new one.
 
 Keys (one breaker, one hash tag, so the scripts would also run on a cluster):
   KEYS[1] state   hash: state, forced, gen, consec, reopen, ho_ok, opened_at,
-                  next_trial, and counters n_calls n_ok n_fail n_ignored
-                  n_rejected n_transitions
+                  next_trial, and counters n_ok n_fail n_ignored n_rejected
+                  n_transitions (calls = n_ok + n_fail + n_ignored)
   KEYS[2] permits sorted set of half-open trial tokens scored by expiry (ms):
                   a trial whose process died frees its permit at that time
   KEYS[3] window  hash of per-bucket counts "c:<bucket>" and "f:<bucket>",
@@ -33,10 +39,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(v) if v then return tonumber(v) else return 0 end end
 
 local function load(forced_default)
-  local raw = redis.call('HGETALL', state_key)
-  local h = {}
-  for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
-  if h.state == nil then
+  local raw = redis.call('HMGET', state_key, 'state', 'forced', 'gen', 'consec', 'opened_at', 'next_trial')
+  local h = {state = raw[1], forced = raw[2], gen = raw[3], consec = raw[4], opened_at = raw[5], next_trial = raw[6]}
+  if not h.state then
     h.state = 'closed'
     h.forced = forced_default
     h.gen = '0'
@@ -46,8 +51,12 @@ local function load(forced_default)
   return h
 end
 
+local function bucket_size(window_ms)
+  return math.max(math.floor(window_ms / 10), 1)
+end
+
 local function window_sums(window_ms, prune)
-  local bucket_ms = math.max(math.floor(window_ms / 10), 1)
+  local bucket_ms = bucket_size(window_ms)
   local oldest = math.floor((now - window_ms) / bucket_ms)
   local raw = redis.call('HGETALL', window_key)
   local calls, fails = 0, 0
@@ -158,7 +167,6 @@ local max_open_ms, half_open_max, maxlen, kind = tonumber(ARGV[11]), tonumber(AR
 local h = load(forced_default)
 
 if token ~= '' then redis.call('ZREM', permits_key, token) end
-redis.call('HINCRBY', state_key, 'n_calls', 1)
 if outcome == 'ok' then
   redis.call('HINCRBY', state_key, 'n_ok', 1)
 elseif outcome == 'fail' then
@@ -175,21 +183,18 @@ end
 
 local wcalls, wfails = 0, 0
 if h.state == 'closed' then
-  local bucket_ms
-  wcalls, wfails, bucket_ms = window_sums(window_ms, true)
+  local bucket_ms = bucket_size(window_ms)
   local bucket = math.floor(now / bucket_ms)
-  redis.call('HINCRBY', window_key, 'c:' .. bucket, 1)
-  wcalls = wcalls + 1
+  if redis.call('HINCRBY', window_key, 'c:' .. bucket, 1) == 1 then
+    -- The first call of a bucket: drop the buckets that left the window and
+    -- keep the hash for one window from now (once per bucket, not per call).
+    window_sums(window_ms, true)
+    redis.call('PEXPIRE', window_key, window_ms + bucket_ms)
+  end
   if outcome == 'fail' then
     redis.call('HINCRBY', window_key, 'f:' .. bucket, 1)
-    wfails = wfails + 1
     h.consec = tostring(redis.call('HINCRBY', state_key, 'consec', 1))
-  else
-    h.consec = '0'
-    redis.call('HSET', state_key, 'consec', 0)
-  end
-  redis.call('PEXPIRE', window_key, window_ms + bucket_ms)
-  if outcome == 'fail' then
+    wcalls, wfails = window_sums(window_ms, false)
     if num(h.consec) >= threshold then
       open_breaker(h, open_ms, h.consec .. ' consecutive failures (last: ' .. kind .. ')', maxlen, wcalls, wfails)
     elseif wcalls >= min_calls and wfails * 100 >= rate_pct * wcalls then
@@ -197,6 +202,9 @@ if h.state == 'closed' then
       open_breaker(h, open_ms, 'error rate ' .. pct .. '% over ' .. wcalls .. ' calls in '
         .. math.floor(window_ms / 1000) .. ' s', maxlen, wcalls, wfails)
     end
+  elseif num(h.consec) ~= 0 then
+    h.consec = '0'
+    redis.call('HSET', state_key, 'consec', 0)
   end
 elseif h.state == 'half_open' then
   if outcome == 'fail' then
@@ -256,6 +264,7 @@ h.forced = h.forced or ''
 local wcalls, wfails = window_sums(tonumber(ARGV[2]), false)
 return {1, h.state, h.forced, num(h.gen), num(h.consec), num(h.opened_at), num(h.next_trial), wcalls, wfails,
         redis.call('ZCARD', permits_key), now,
-        num(h.n_calls), num(h.n_ok), num(h.n_fail), num(h.n_ignored), num(h.n_rejected), num(h.n_transitions)}
+        num(h.n_ok) + num(h.n_fail) + num(h.n_ignored), num(h.n_ok), num(h.n_fail), num(h.n_ignored),
+        num(h.n_rejected), num(h.n_transitions)}
 """
 )
