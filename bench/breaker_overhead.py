@@ -10,15 +10,17 @@ Also shown: the per-process fallback with Redis refusing connections, and a
 stalled Redis (SIGSTOP): what the call that finds it stalled pays, and the
 calls after it.
 
-Run:  DATABASE_URL=... python bench/breaker_overhead.py [--calls 2000] [--rounds 5]
+Run:  DATABASE_URL=... python bench/breaker_overhead.py [--calls 2000] [--rounds 9]
 Prints a table and writes it to bench/results/breaker_overhead.txt."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -41,7 +43,7 @@ from _private_redis import free_port, start_redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from resilience.breaker import breaker, caches_with_breakers_at, reset_process_state  # noqa: E402
-from resilience.providers.simulator import SimulatorServer  # noqa: E402
+from resilience.providers.simulator import SimulatorControl  # noqa: E402
 
 ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
 
@@ -66,6 +68,20 @@ def measure(fn, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def measure_interleaved(fns: dict, calls: int, batch: int = 20) -> dict[str, float]:
+    """Seconds per call of each function, run in alternating batches so that a
+    busy moment of a shared machine lands on every variant alike."""
+    totals = dict.fromkeys(fns, 0.0)
+    batches = max(calls // batch, 1)
+    for _ in range(batches):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            totals[name] += time.perf_counter() - start
+    return {name: total / (batches * batch) for name, total in totals.items()}
+
+
 def counted(fn, admin: redis.Redis, calls: int) -> tuple[float, float]:
     CountingConnection.round_trips = 0
     before = server_commands(admin)
@@ -79,13 +95,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per round for the no-op function")
     parser.add_argument("--http-calls", type=int, default=300, help="calls per round for the HTTP call")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
     port = free_port()
     redis_process = start_redis(port)
-    simulator = SimulatorServer()
-    simulator.start()
+    # The simulator runs in a process of its own: served from threads of this
+    # one, every HTTP call would also measure this process's GIL hand-offs.
+    sim_port = free_port()
+    simulator = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "provider_simulator", "--port", str(sim_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    control = SimulatorControl(sim_url)
+    for _ in range(200):
+        with contextlib.suppress(httpx.HTTPError):
+            control.state()
+            break
+        time.sleep(0.05)
     admin = redis.Redis(port=port)
     url = f"redis://127.0.0.1:{port}/0"
     # Both breakers count their round trips: ours through its django-redis alias, pybreaker through a client of its own.
@@ -97,7 +126,7 @@ def main() -> None:
             connection_class=CountingConnection, port=port, socket_timeout=0.1, socket_connect_timeout=0.1
         )
     )
-    http = httpx.Client(base_url=simulator.url)
+    http = httpx.Client(base_url=sim_url)
     lines: list[str] = []
     ours_at_private.enable()
     try:
@@ -127,8 +156,10 @@ def main() -> None:
         header = ROW.format("variant", "per call", "added", "× unprot.", "× pybreaker", "round trips", "server cmds")
         lines += [
             "Breaker overhead in CLOSED state (bench/breaker_overhead.py)",
-            f"private redis-server :{port}, loopback; median of {args.rounds} rounds; "
-            f"{args.calls} no-op calls / {args.http_calls} HTTP calls per round",
+            f"private redis-server :{port}, loopback; median of {args.rounds} rounds, variants alternating "
+            "in batches of 20 calls; "
+            f"{args.calls} no-op calls / {args.http_calls} HTTP calls per round; "
+            f"load average at start {os.getloadavg()[0]:.1f}",
             "round trips: client socket writes per call; server cmds: INFO commandstats delta per call "
             "(includes commands run inside Lua)",
         ]
@@ -140,8 +171,9 @@ def main() -> None:
                 name: [] for name in [*variants, "calliq breaker, local (Redis refused)"]
             }
             for _ in range(args.rounds):
-                for name, wrap in variants.items():
-                    timings[name].append(measure(wrap(fn), calls))
+                per_call = measure_interleaved({name: wrap(fn) for name, wrap in variants.items()}, calls)
+                for name, seconds in per_call.items():
+                    timings[name].append(seconds)
                 with override_settings(CACHES=caches_with_breakers_at(refused), BREAKER_REDIS_RETRY_SECONDS=3600):
                     ours.call(fn)  # discover the refusal once
                     timings["calliq breaker, local (Redis refused)"].append(measure(lambda fn=fn: ours.call(fn), calls))
@@ -170,8 +202,8 @@ def main() -> None:
                 )
 
         # No lock is held while a protected call runs: eight threads making 100 ms calls overlap.
-        simulator.state.configure("openai", {"latency_ms": 100})
-        slow = httpx.Client(base_url=simulator.url, timeout=5)
+        control.configure("openai", latency_ms=100)
+        slow = httpx.Client(base_url=sim_url, timeout=5)
 
         def slow_call() -> None:
             slow.get("/openai/v1/models")
@@ -212,7 +244,9 @@ def main() -> None:
     finally:
         ours_at_private.disable()
         http.close()
-        simulator.stop()
+        control.close()
+        simulator.terminate()
+        simulator.wait(5)
         redis_process.terminate()
         redis_process.wait(5)
         reset_process_state()

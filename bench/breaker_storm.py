@@ -47,11 +47,21 @@ PATH = "/assemblyai/v2/transcript/storm"
 def make_breaker(kind: str, service: str, redis_url: str, namespace: str, counts: dict[str, int]):
     """A `protected(fn)` callable and the breaker's refusal exception, for either breaker."""
     if kind == "calliq":
-        from resilience.breaker import CircuitOpenError, breaker, register_alert_hook
+        from resilience.breaker import CircuitOpenError, breaker, register_alert_hook, using_shared_state
 
         register_alert_hook(lambda context: counts.__setitem__("alerts", counts["alerts"] + 1))
         circuit = breaker(service)
-        return circuit.call, CircuitOpenError
+
+        def protected(fn):
+            try:
+                return circuit.call(fn)
+            finally:
+                # A Redis reply slower than BREAKER_REDIS_TIMEOUT (a loaded machine) sends the process to
+                # its own breaker for a while: counted, so such a run shows why it let more calls through.
+                if not using_shared_state():
+                    counts["local"] += 1
+
+        return protected, CircuitOpenError
 
     import pybreaker
     import redis
@@ -84,7 +94,7 @@ def child(kind: str, phase: str, redis_url: str, sim_url: str, namespace: str, b
     def request() -> None:
         http.get(PATH, headers={"authorization": "k"}).raise_for_status()
 
-    counts = {"alerts": 0, "open": 0}
+    counts = {"alerts": 0, "open": 0, "local": 0}
     protected, refused_error = make_breaker(kind, STORM if phase == "storm" else TRIALS, redis_url, namespace, counts)
     barrier.wait()
     refused = 0
@@ -126,7 +136,7 @@ def stream_count(redis_url: str, namespace: str, service: str, to_state: str) ->
     return sum(1 for _, fields in client.xrange(key) if fields.get(b"to") == to_state.encode())
 
 
-def storm(kind, processes, calls, redis_url, sim, control, namespace) -> tuple[int, int, int, int]:
+def storm(kind, processes, calls, redis_url, sim, control, namespace) -> tuple[int, int, int, int, int]:
     control.reset_counters()
     outcomes = run_children(kind, "storm", processes, calls, redis_url, sim, namespace)
     reached = control.requests("assemblyai")
@@ -135,33 +145,42 @@ def storm(kind, processes, calls, redis_url, sim, control, namespace) -> tuple[i
     else:
         opens = sum(c["open"] for _, c in outcomes)
     alerts = sum(c["alerts"] for _, c in outcomes) if kind == "calliq" else opens
-    return reached, opens, alerts, sum(r for r, _ in outcomes)
+    local = sum(c["local"] for _, c in outcomes)
+    return reached, opens, alerts, sum(r for r, _ in outcomes), local
 
 
 def trip(kind: str, redis_url: str, sim, namespace: str) -> None:
-    """Open the trials breaker from this process: THRESHOLD failed calls."""
-    import httpx
-    from django.test import override_settings
+    """Open the trials breaker: THRESHOLD failures recorded from this process
+    on a client without the breakers' short timeout, so a loaded machine
+    cannot send them to a local breaker instead."""
+    import redis
 
-    from resilience.breaker import caches_with_breakers_at
+    if kind == "calliq":
+        from resilience.breaker.policy import get_policy
+        from resilience.breaker.store import RedisStore
+
+        store = RedisStore(redis.Redis.from_url(redis_url), namespace)
+        for _ in range(THRESHOLD):
+            store.record(get_policy(TRIALS), "fail", 0, "", "error")
+        return
+    import httpx
 
     http = httpx.Client(base_url=sim.url, timeout=5)
-    with override_settings(CACHES=caches_with_breakers_at(redis_url), BREAKER_KEY_PREFIX=namespace):
-        protected, _ = make_breaker(kind, TRIALS, redis_url, namespace, {"alerts": 0, "open": 0})
-        for _ in range(THRESHOLD):
-            with contextlib.suppress(Exception):  # failing is how it opens
-                protected(lambda: http.get(PATH, headers={"authorization": "k"}).raise_for_status())
+    protected, _ = make_breaker(kind, TRIALS, redis_url, namespace, {"open": 0})
+    for _ in range(THRESHOLD):
+        with contextlib.suppress(Exception):  # failing is how it opens
+            protected(lambda: http.get(PATH, headers={"authorization": "k"}).raise_for_status())
     http.close()
 
 
-def trials(kind, processes, seconds, redis_url, sim, control, namespace) -> tuple[int | None, int, int]:
+def trials(kind, processes, seconds, redis_url, sim, control, namespace) -> tuple[int | None, int, int, int]:
     trip(kind, redis_url, sim, namespace)
     control.reset_counters()
-    run_children(kind, "trials", processes, seconds, redis_url, sim, namespace)
+    outcomes = run_children(kind, "trials", processes, seconds, redis_url, sim, namespace)
     counters = control.counters("assemblyai")
     # pybreaker's periods are not comparable: each process moves its own copy to half-open.
     periods = stream_count(redis_url, namespace, TRIALS, "half_open") if kind == "calliq" else None
-    return periods, counters["requests"], counters["max_in_flight"]
+    return periods, counters["requests"], counters["max_in_flight"], sum(c["local"] for _, c in outcomes)
 
 
 def main() -> None:
@@ -195,19 +214,22 @@ def main() -> None:
     lines = [
         "Storm: processes calling a failing service at once (bench/breaker_storm.py)",
         f"{args.processes} processes × {args.calls} calls, service down (503, 20 ms), failure threshold "
-        f"{THRESHOLD}; private redis-server :{port}",
+        f"{THRESHOLD}; private redis-server :{port}; load average at start {os.getloadavg()[0]:.1f}",
         f"bound for CallIQ: threshold + processes − 1 = {bound} requests, exactly 1 opening and 1 alert",
         "",
-        f"  {'breaker':<34} {'run':>4} {'requests reached':>17} {'openings':>9} {'alerts':>7} {'open errors':>12}",
+        "local: calls a CallIQ process made on its own breaker because Redis answered slower than 0.1 s",
+        "",
+        f"  {'breaker':<34} {'run':>4} {'requests reached':>17} {'openings':>9} {'alerts':>7} {'open errors':>12}"
+        f" {'local':>6}",
     ]
     try:
         control.configure("assemblyai", outage=True, latency_ms=20)
         for n in range(args.repeat):
             for kind, label in kinds:
-                reached, opens, alerts, refused = storm(
+                reached, opens, alerts, refused, local = storm(
                     kind, args.processes, args.calls, redis_url, sim, control, f"storm{n}{kind}"
                 )
-                lines.append(f"  {label:<34} {n + 1:>4} {reached:>17} {opens:>9} {alerts:>7} {refused:>12}")
+                lines.append(f"  {label:<34} {n + 1:>4} {reached:>17} {opens:>9} {alerts:>7} {refused:>12} {local:>6}")
         lines += [
             "",
             f"Trials: {args.processes} processes calling an open breaker for {args.trial_seconds:g} s "
@@ -215,17 +237,18 @@ def main() -> None:
             "CallIQ's promise: one trial per open → half-open period fleet-wide, never two at once",
             "(pybreaker: no fleet-wide period to count, each process moves its own copy to half-open)",
             "",
-            f"  {'breaker':<34} {'run':>4} {'periods':>8} {'trials':>7} {'per period':>11} {'most at once':>13}",
+            f"  {'breaker':<34} {'run':>4} {'periods':>8} {'trials':>7} {'per period':>11} {'most at once':>13}"
+            f" {'local':>6}",
         ]
         control.configure("assemblyai", outage=True, latency_ms=100)
         for n in range(args.repeat):
             for kind, label in kinds:
-                periods, requests, at_once = trials(
+                periods, requests, at_once, local = trials(
                     kind, args.processes, args.trial_seconds, redis_url, sim, control, f"trials{n}{kind}"
                 )
                 per = f"{requests / periods:.2f}" if periods else "-"
                 shown = "-" if periods is None else periods
-                lines.append(f"  {label:<34} {n + 1:>4} {shown:>8} {requests:>7} {per:>11} {at_once:>13}")
+                lines.append(f"  {label:<34} {n + 1:>4} {shown:>8} {requests:>7} {per:>11} {at_once:>13} {local:>6}")
     finally:
         BreakerPolicy.objects.filter(service=TRIALS).delete()
         control.close()

@@ -40,6 +40,7 @@ class SharedState:
         # answer heard before that is no longer trusted.
         self.epoch = 0
         self.not_redis = False
+        self.trust_closed = 1.0
 
     def redis_store(self) -> RedisStore | None:
         if self.down and time.monotonic() < self.down_until:
@@ -55,6 +56,8 @@ class SharedState:
                         self.not_redis = True
                         logger.error("breakers: CACHES[%r] is not a django-redis cache; local breakers only", ALIAS)
                         return None
+                    # Read once per connection (a settings change resets it): replies are the hot path.
+                    self.trust_closed = float(getattr(settings, "BREAKER_TRUST_CLOSED_SECONDS", 1.0))
                     self.store = RedisStore(client, getattr(settings, "BREAKER_KEY_PREFIX", "calliq:breaker"))
         return self.store
 

@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
-from django.conf import settings
 
 from resilience.breaker import events
 from resilience.breaker.connection import REDIS_ERRORS, shared
@@ -139,7 +138,7 @@ class CircuitBreaker:
             if sent >= self._heard:
                 self._heard = sent
                 if not local and _trusts_closed(reply):
-                    ttl = min(float(getattr(settings, "BREAKER_TRUST_CLOSED_SECONDS", 1.0)), policy.open_seconds)
+                    ttl = min(shared.trust_closed, policy.open_seconds)
                     # Counted from when the question was sent: the answer was true at some moment after that.
                     self._closed = (sent + ttl, reply.gen, epoch)
                 else:

@@ -8,9 +8,9 @@ is one EVALSHA: the protected call itself runs with no lock held. A result's
 reply carries the state, so a process that just heard "closed" may admit its
 next call without asking again (core.py bounds how long that reply is trusted).
 
-The CLOSED success path is the hot one and is kept to four commands (TIME,
-HMGET, two HINCRBY): the window is summed only when a failure could trip the
-error rate, and pruned once per bucket, when a call opens a new one.
+The CLOSED success path is the hot one (RECORD_CLOSED_OK) and is kept to four
+commands (HMGET, TIME, two HINCRBY): the window is summed only when a failure
+could trip the error rate, and pruned once per bucket, when a call opens a new one.
 
 Keys (one breaker, one hash tag, so the scripts would also run on a cluster):
   KEYS[1] state   hash: state, forced, gen, consec, reopen, ho_ok, opened_at,
@@ -29,6 +29,8 @@ admitted while CLOSED cannot, say, close a breaker that has opened since.
 Every script returns the same reply shape, read by store.Reply:
   {allowed, state, forced, gen, consec, opened_at, next_trial, wcalls, wfails,
    permits (always 0: only PEEK counts them), event_id, from, to, reason, at}
+except RECORD's hot path, which answers {gen} alone: allowed, closed, not
+forced, no failure streak, nothing else to say.
 """
 
 COMMON = r"""
@@ -157,8 +159,36 @@ return reply(h, 1)
 # ARGV: forced_default, outcome (ok|fail|ignored), call_gen, token, failure_threshold,
 #       error_rate_pct, window_ms, min_calls, open_ms, backoff, max_open_ms,
 #       half_open_max, maxlen, kind
+# The hot path, placed before COMMON so that it skips COMMON's setup (its
+# closures and TIME cost more than the work itself): a success in plain CLOSED,
+# admitted under the current generation, with no failure streak to reset,
+# changes two counters and nothing else. Anything else falls through to the
+# full script below. Same ARGV as RECORD.
+RECORD_CLOSED_OK = r"""
+if ARGV[2] == 'ok' and ARGV[4] == '' then
+  local s = redis.call('HMGET', KEYS[1], 'state', 'forced', 'gen', 'consec')
+  if s[1] == 'closed' and (s[2] or '') == '' and s[3] == ARGV[3] and (s[4] or '0') == '0' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local window_ms = tonumber(ARGV[7])
+    local bucket_ms = math.max(math.floor(window_ms / 10), 1)
+    redis.call('HINCRBY', KEYS[1], 'n_ok', 1)
+    if redis.call('HINCRBY', KEYS[3], 'c:' .. math.floor(now / bucket_ms), 1) == 1 then
+      -- A new bucket (once per bucket): drop those that left the window, as window_sums does.
+      local oldest = math.floor((now - window_ms) / bucket_ms)
+      for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+        if tonumber(string.sub(field, 3)) <= oldest then redis.call('HDEL', KEYS[3], field) end
+      end
+      redis.call('PEXPIRE', KEYS[3], window_ms + bucket_ms)
+    end
+    return {tonumber(s[3])}  -- the short reply: closed, not forced, no streak, this generation
+  end
+end
+"""
+
 RECORD = (
-    COMMON
+    RECORD_CLOSED_OK
+    + COMMON
     + r"""
 local forced_default, outcome, call_gen, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local threshold, rate_pct, window_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])

@@ -81,6 +81,8 @@ def _s(value: bytes | str | int) -> str:
 
 
 def _reply(raw: list, shared: bool = True) -> Reply:
+    if len(raw) == 1:  # RECORD's hot path: a success in plain CLOSED (see scripts.py)
+        return Reply(True, "closed", "", int(raw[0]), 0, 0, 0, 0, 0, 0)
     event_id = _s(raw[10])
     transition = None
     if event_id:
@@ -125,10 +127,15 @@ class RedisStore:
         self._record = client.register_script(RECORD)
         self._force = client.register_script(FORCE)
         self._peek = client.register_script(PEEK)
+        self._keys: dict[str, list[str]] = {}
+        self._encoded: dict[str, tuple[Policy, list[bytes]]] = {}
 
     def keys(self, service: str) -> list[str]:
-        base = f"{self.prefix}:{{{service}}}"
-        return [f"{base}:state", f"{base}:permits", f"{base}:window", f"{base}:events"]
+        found = self._keys.get(service)
+        if found is None:
+            base = f"{self.prefix}:{{{service}}}"
+            found = self._keys[service] = [f"{base}:state", f"{base}:permits", f"{base}:window", f"{base}:events"]
+        return found
 
     def acquire(self, policy: Policy, token: str) -> Reply:
         args = [
@@ -142,23 +149,30 @@ class RedisStore:
         return _reply(self._acquire(keys=self.keys(policy.service), args=args))
 
     def record(self, policy: Policy, outcome: str, gen: int, token: str, kind: str) -> Reply:
-        args = [
-            policy.forced_state,
-            outcome,
-            gen,
-            token,
-            policy.failure_threshold,
-            policy.error_rate_threshold,
-            millis(policy.window_seconds),
-            policy.minimum_calls,
-            millis(policy.open_seconds),
-            policy.open_backoff_multiplier,
-            millis(policy.max_open_seconds),
-            policy.half_open_max_calls,
-            EVENTS_MAXLEN,
-            kind,
-        ]
+        fixed = self._policy_args(policy)
+        args = [fixed[0], outcome, str(gen).encode(), token, *fixed[1:], kind]
         return _reply(self._record(keys=self.keys(policy.service), args=args))
+
+    def _policy_args(self, policy: Policy) -> list[bytes]:
+        """RECORD's ARGV that come from the policy, encoded once per policy
+        object (a policy is re-read every few seconds): on the hot path,
+        redis-py's encoding of a dozen numbers costs as much as the script."""
+        found = self._encoded.get(policy.service)
+        if found is None or found[0] is not policy:
+            values = [
+                policy.forced_state,
+                policy.failure_threshold,
+                policy.error_rate_threshold,
+                millis(policy.window_seconds),
+                policy.minimum_calls,
+                millis(policy.open_seconds),
+                policy.open_backoff_multiplier,
+                millis(policy.max_open_seconds),
+                policy.half_open_max_calls,
+                EVENTS_MAXLEN,
+            ]
+            found = self._encoded[policy.service] = (policy, [str(v).encode() for v in values])
+        return found[1]
 
     def force(self, policy: Policy, action: str, reason: str) -> Reply:
         args = [policy.forced_state, action, reason, millis(policy.window_seconds), EVENTS_MAXLEN]
