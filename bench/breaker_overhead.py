@@ -10,15 +10,18 @@ Also shown: the per-process fallback with Redis refusing connections, and a
 stalled Redis (SIGSTOP): what the call that finds it stalled pays, and the
 calls after it.
 
-Run:  DATABASE_URL=... python bench/breaker_overhead.py [--calls 2000] [--rounds 5]
+Run:  DATABASE_URL=... python bench/breaker_overhead.py [--calls 2000] [--rounds 9]
 Prints a table and writes it to bench/results/breaker_overhead.txt."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -40,8 +43,8 @@ import redis  # noqa: E402
 from _private_redis import free_port, start_redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-from resilience.breaker import breaker, reset_process_state, use_redis_client  # noqa: E402
-from resilience.providers.simulator import SimulatorServer  # noqa: E402
+from resilience.breaker import breaker, caches_with_breakers_at, reset_process_state  # noqa: E402
+from resilience.providers.simulator import SimulatorControl  # noqa: E402
 
 ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
 
@@ -66,6 +69,20 @@ def measure(fn, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def measure_interleaved(fns: dict, calls: int, batch: int = 20) -> dict[str, float]:
+    """Seconds per call of each function, run in alternating batches so that a
+    busy moment of a shared machine lands on every variant alike."""
+    totals = dict.fromkeys(fns, 0.0)
+    batches = max(calls // batch, 1)
+    for _ in range(batches):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            totals[name] += time.perf_counter() - start
+    return {name: total / (batches * batch) for name, total in totals.items()}
+
+
 def counted(fn, admin: redis.Redis, calls: int) -> tuple[float, float]:
     CountingConnection.round_trips = 0
     before = server_commands(admin)
@@ -79,23 +96,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per round for the no-op function")
     parser.add_argument("--http-calls", type=int, default=300, help="calls per round for the HTTP call")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
     port = free_port()
     redis_process = start_redis(port)
-    simulator = SimulatorServer()
-    simulator.start()
-    admin = redis.Redis(port=port)
-    pool = redis.ConnectionPool(
-        connection_class=CountingConnection, host="127.0.0.1", port=port, socket_timeout=0.1, socket_connect_timeout=0.1
+    # The simulator runs in a process of its own: served from threads of this
+    # one, every HTTP call would also measure this process's GIL hand-offs.
+    sim_port = free_port()
+    sim_secret = secrets.token_urlsafe(24)
+    simulator = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "provider_simulator", "--port", str(sim_port)],
+        env={**os.environ, "PROVIDER_SIMULATOR_SECRET": sim_secret},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    counting = redis.Redis(connection_pool=pool)
-    http = httpx.Client(base_url=simulator.url)
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    control = SimulatorControl(sim_url, sim_secret)
+    for _ in range(200):
+        with contextlib.suppress(httpx.HTTPError):
+            control.state()
+            break
+        time.sleep(0.05)
+    admin = redis.Redis(port=port)
+    url = f"redis://127.0.0.1:{port}/0"
+    # Both breakers count their round trips: ours through its django-redis alias, pybreaker through a client of its own.
+    ours_at_private = override_settings(
+        CACHES=caches_with_breakers_at(url, CONNECTION_POOL_KWARGS={"connection_class": CountingConnection})
+    )
+    counting = redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=CountingConnection, port=port, socket_timeout=0.1, socket_connect_timeout=0.1
+        )
+    )
+    http = httpx.Client(base_url=sim_url)
     lines: list[str] = []
+    ours_at_private.enable()
     try:
-        reset_process_state()
-        use_redis_client(counting)
         ours = breaker("bench")
         ours.call(lambda: None)  # load the scripts, read the policy once
         theirs = pybreaker.CircuitBreaker(
@@ -109,7 +146,7 @@ def main() -> None:
             return None
 
         def get() -> None:
-            http.get("/_sim/state", headers={"X-Simulator-Secret": simulator.secret}).raise_for_status()
+            http.get("/_sim/state", headers={"X-Simulator-Secret": sim_secret}).raise_for_status()
 
         variants = {
             "unprotected": lambda fn: fn,
@@ -122,8 +159,10 @@ def main() -> None:
         header = ROW.format("variant", "per call", "added", "× unprot.", "× pybreaker", "round trips", "server cmds")
         lines += [
             "Breaker overhead in CLOSED state (bench/breaker_overhead.py)",
-            f"private redis-server :{port}, loopback; median of {args.rounds} rounds; "
-            f"{args.calls} no-op calls / {args.http_calls} HTTP calls per round",
+            f"private redis-server :{port}, loopback; median of {args.rounds} rounds, variants alternating "
+            "in batches of 20 calls; "
+            f"{args.calls} no-op calls / {args.http_calls} HTTP calls per round; "
+            f"load average at start {os.getloadavg()[0]:.1f}",
             "round trips: client socket writes per call; server cmds: INFO commandstats delta per call "
             "(includes commands run inside Lua)",
         ]
@@ -135,13 +174,12 @@ def main() -> None:
                 name: [] for name in [*variants, "calliq breaker, local (Redis refused)"]
             }
             for _ in range(args.rounds):
-                for name, wrap in variants.items():
-                    timings[name].append(measure(wrap(fn), calls))
-                with override_settings(BREAKER_REDIS_URL=refused, BREAKER_REDIS_RETRY_SECONDS=3600):
-                    use_redis_client(None)
+                per_call = measure_interleaved({name: wrap(fn) for name, wrap in variants.items()}, calls)
+                for name, seconds in per_call.items():
+                    timings[name].append(seconds)
+                with override_settings(CACHES=caches_with_breakers_at(refused), BREAKER_REDIS_RETRY_SECONDS=3600):
                     ours.call(fn)  # discover the refusal once
                     timings["calliq breaker, local (Redis refused)"].append(measure(lambda fn=fn: ours.call(fn), calls))
-                use_redis_client(counting)
             medians = {name: statistics.median(values) for name, values in timings.items()}
             trips = {
                 "unprotected": (0.0, 0.0),
@@ -167,8 +205,8 @@ def main() -> None:
                 )
 
         # No lock is held while a protected call runs: eight threads making 100 ms calls overlap.
-        simulator.state.configure("openai", {"latency_ms": 100})
-        slow = httpx.Client(base_url=simulator.url, timeout=5)
+        control.configure("openai", latency_ms=100)
+        slow = httpx.Client(base_url=sim_url, timeout=5)
 
         def slow_call() -> None:
             slow.get("/openai/v1/models")
@@ -194,9 +232,7 @@ def main() -> None:
 
         # A stalled Redis: the call that meets it pays one socket timeout, later calls use the local breaker.
         lines += ["", "Stalled Redis (SIGSTOP) with BREAKER_REDIS_TIMEOUT=0.1 s, BREAKER_REDIS_RETRY_SECONDS=1"]
-        with override_settings(BREAKER_REDIS_URL=f"redis://127.0.0.1:{port}/0", BREAKER_REDIS_RETRY_SECONDS=1.0):
-            reset_process_state()
-            ours = breaker("bench")
+        with override_settings(BREAKER_REDIS_RETRY_SECONDS=1.0):
             ours.call(noop)
             os.kill(redis_process.pid, signal.SIGSTOP)
             try:
@@ -209,8 +245,11 @@ def main() -> None:
             lines.append(f"  the call that finds Redis stalled: {first * 1000:.1f} ms added before the local fallback")
             lines.append(f"  the calls after it (local breaker, within the retry window): {later * 1e6:.1f} µs each")
     finally:
+        ours_at_private.disable()
         http.close()
-        simulator.stop()
+        control.close()
+        simulator.terminate()
+        simulator.wait(5)
         redis_process.terminate()
         redis_process.wait(5)
         reset_process_state()

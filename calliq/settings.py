@@ -237,12 +237,26 @@ CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {
 }
 
 # --- Circuit breakers (resilience/breaker) ---------------------------------------
-# Shared breaker state lives in Redis; a Redis that refuses or stalls past
-# BREAKER_REDIS_TIMEOUT seconds sends each process to its own in-memory breakers,
-# and Redis is tried again every BREAKER_REDIS_RETRY_SECONDS. Policies are
-# re-read from the database every BREAKER_POLICY_TTL seconds.
-BREAKER_REDIS_URL = os.environ.get("BREAKER_REDIS_URL", REDIS_URL)
-BREAKER_REDIS_TIMEOUT = float(os.environ.get("BREAKER_REDIS_TIMEOUT", "0.1"))
+# Shared breaker state lives in Redis, reached through the "breakers" django-redis
+# alias; a Redis that refuses or stalls past BREAKER_REDIS_TIMEOUT seconds sends
+# each process to its own in-memory breakers, and Redis is tried again every
+# BREAKER_REDIS_RETRY_SECONDS. Policies are re-read from the database every
+# BREAKER_POLICY_TTL seconds. No breakers alias (no Redis): local breakers only.
+_breaker_redis_url = os.environ.get("BREAKER_REDIS_URL", REDIS_URL)
+if _breaker_redis_url:
+    _breaker_timeout = float(os.environ.get("BREAKER_REDIS_TIMEOUT", "0.1"))
+    CACHES["breakers"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        # django-redis keeps one connection pool per LOCATION for the whole process,
+        # whatever the alias: with the cache's URL as is, the breakers would share
+        # the cache's pool and its timeouts. The timeouts in the URL (redis-py reads
+        # them from the query) give the breakers a pool of their own.
+        "LOCATION": (
+            f"{_breaker_redis_url}{'&' if '?' in _breaker_redis_url else '?'}"
+            f"socket_timeout={_breaker_timeout}&socket_connect_timeout={_breaker_timeout}"
+        ),
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+    }
 BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS", "1.0"))
 BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
 BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")

@@ -11,8 +11,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from resilience.breaker.policy import Policy
+
 
 class BreakerPolicy(models.Model):
+    """The row behind resilience.breaker.Policy; its defaults are the Policy's, defined there once."""
+
     class Forced(models.TextChoices):
         NONE = "", "Not forced"
         OPEN = "open", "Forced open"
@@ -20,32 +24,40 @@ class BreakerPolicy(models.Model):
 
     service = models.SlugField(max_length=40, unique=True, help_text='The name code uses: breaker("openai").')
     failure_threshold = models.PositiveSmallIntegerField(
-        default=5, validators=[MinValueValidator(1)], help_text="Consecutive failures that open the breaker."
+        default=Policy.failure_threshold,
+        validators=[MinValueValidator(1)],
+        help_text="Consecutive failures that open the breaker.",
     )
     error_rate_threshold = models.PositiveSmallIntegerField(
-        default=50,
+        default=Policy.error_rate_threshold,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="Percent of failed calls in the window that opens the breaker.",
     )
     window_seconds = models.PositiveIntegerField(
-        default=60, validators=[MinValueValidator(1)], help_text="Rolling window for the error rate."
+        default=Policy.window_seconds, validators=[MinValueValidator(1)], help_text="Rolling window for the error rate."
     )
     minimum_calls = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1)], help_text="Calls in the window before the error rate counts."
+        default=Policy.minimum_calls,
+        validators=[MinValueValidator(1)],
+        help_text="Calls in the window before the error rate counts.",
     )
     open_seconds = models.FloatField(
-        default=60, validators=[MinValueValidator(0.01)], help_text="How long the breaker stays open before a trial."
+        default=Policy.open_seconds,
+        validators=[MinValueValidator(0.01)],
+        help_text="How long the breaker stays open before a trial.",
     )
     open_backoff_multiplier = models.FloatField(
-        default=1.0,
+        default=Policy.open_backoff_multiplier,
         validators=[MinValueValidator(1.0)],
         help_text="Open duration grows by this factor after each failed trial (1 = no growth).",
     )
     max_open_seconds = models.FloatField(
-        default=600, validators=[MinValueValidator(0.01)], help_text="Cap on the grown open duration."
+        default=Policy.max_open_seconds,
+        validators=[MinValueValidator(0.01)],
+        help_text="Cap on the grown open duration.",
     )
     half_open_max_calls = models.PositiveSmallIntegerField(
-        default=1,
+        default=Policy.half_open_max_calls,
         validators=[MinValueValidator(1)],
         help_text="Trial calls allowed at once in HALF_OPEN, across all processes; that many successes close it.",
     )
@@ -56,14 +68,14 @@ class BreakerPolicy(models.Model):
         help_text="A call slower than this counts as a failure (empty: never).",
     )
     call_timeout_seconds = models.FloatField(
-        default=30,
+        default=Policy.call_timeout_seconds,
         validators=[MinValueValidator(0.01)],
         help_text="HTTP timeout of the client; also frees the permit of a trial that never reports back.",
     )
-    count_timeouts = models.BooleanField(default=True)
-    count_connection_errors = models.BooleanField(default=True)
-    count_server_errors = models.BooleanField(default=True, help_text="5xx answers.")
-    count_rate_limits = models.BooleanField(default=True, help_text="429 answers.")
+    count_timeouts = models.BooleanField(default=Policy.count_timeouts)
+    count_connection_errors = models.BooleanField(default=Policy.count_connection_errors)
+    count_server_errors = models.BooleanField(default=Policy.count_server_errors, help_text="5xx answers.")
+    count_rate_limits = models.BooleanField(default=Policy.count_rate_limits, help_text="429 answers.")
     forced_state = models.CharField(
         max_length=8,
         choices=Forced.choices,

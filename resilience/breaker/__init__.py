@@ -2,23 +2,13 @@
 scripts, so every gunicorn and Celery process shares one breaker per service.
 See core.py for the API and scripts.py for the state machine."""
 
-from resilience.breaker.core import (
-    CircuitBreaker,
-    CircuitOpenError,
-    breaker,
-    classify,
-    reset_process_state,
-    use_redis_client,
-    using_shared_state,
-)
+from resilience.breaker.connection import caches_with_breakers_at, reset_process_state, using_shared_state
+from resilience.breaker.core import CircuitBreaker, CircuitOpenError, breaker, classify
 from resilience.breaker.events import AlertContext, register_alert_hook, unregister_alert_hook
 from resilience.breaker.policy import Policy, get_policy
 from resilience.breaker.store import Snapshot, Transition
 
-SERVICES = ("assemblyai", "openai", "paddle", "resend")
-
 __all__ = [
-    "SERVICES",
     "AlertContext",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -26,11 +16,11 @@ __all__ = [
     "Snapshot",
     "Transition",
     "breaker",
+    "caches_with_breakers_at",
     "classify",
     "get_policy",
     "register_alert_hook",
     "reset_process_state",
     "unregister_alert_hook",
-    "use_redis_client",
     "using_shared_state",
 ]

@@ -1,13 +1,26 @@
 """The circuit breaker API: `breaker("openai").call(fn, *args, fallback=...)`,
 `@breaker("openai")` as a decorator, and `with breaker("openai").guard():`.
 
-State is shared through Redis (store.RedisStore); while Redis cannot be reached
-(refused, or stalled past BREAKER_REDIS_TIMEOUT, default 0.1 s) each process
+State is shared through Redis (store.RedisStore), reached through the
+"breakers" django-redis cache alias (settings.CACHES["breakers"], its own pool
+with short timeouts); while Redis cannot be reached (refused, or stalled past
+the alias's socket timeout, default BREAKER_REDIS_TIMEOUT=0.1 s) each process
 uses its own LocalStore with the same rules, says so in the log, skips Redis
 for BREAKER_REDIS_RETRY_SECONDS (default 1 s) so a stalled Redis costs one
 timeout rather than one per call, then tries Redis again and goes back to the
 shared state when it answers. The machinery never raises into the caller:
 the only exceptions a caller sees are its own function's and CircuitOpenError.
+
+What a call costs in CLOSED: one EVALSHA, the one that records its result.
+That reply says the state, so the process admits its next calls without asking
+Redis while the last answer it heard is "closed" and younger than
+BREAKER_TRUST_CLOSED_SECONDS (default 1 s, and never longer than the policy's
+open duration, so a stale "closed" can never let a call through a HALF_OPEN
+breaker: getting there takes a whole open duration). Any other answer (open,
+half-open, forced open, Redis gone) ends that at once. The storm bound holds:
+each caller can make at most one call on an answer that predates the opening,
+exactly as a call already in flight at the opening would; its result reports
+"open" back. Everything else (opening, half-open permits, trials) asks Redis.
 
 Which exceptions count as failures is the policy's decision (policy.counts):
 timeouts, connection errors, 5xx and 429 count; a 4xx caused by our own request
@@ -26,16 +39,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
-import redis
-from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from resilience.breaker import events
+from resilience.breaker.connection import REDIS_ERRORS, shared
 from resilience.breaker.policy import Policy, ensure_policy_row, forget_policies, get_policy
-from resilience.breaker.store import LocalStore, RedisStore, Reply, Snapshot
+from resilience.breaker.store import Reply, Snapshot
 from resilience.providers.errors import ProviderError
 
 logger = logging.getLogger("calliq.resilience.breaker")
@@ -72,79 +80,6 @@ def classify(exc: BaseException) -> str:
     return "error"
 
 
-class _Shared:
-    """The process's Redis connection for breakers and its health, shared by all breakers."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.store: RedisStore | None = None
-        self.local = LocalStore()
-        self.down_until = 0.0
-        self.down = False
-
-    def redis_store(self) -> RedisStore | None:
-        if self.down and time.monotonic() < self.down_until:
-            return None
-        if self.store is None:
-            with self.lock:
-                if self.store is None:
-                    url = getattr(settings, "BREAKER_REDIS_URL", None) or settings.REDIS_URL
-                    if not url:
-                        return None
-                    timeout = float(getattr(settings, "BREAKER_REDIS_TIMEOUT", 0.1))
-                    client = redis.Redis.from_url(
-                        url,
-                        socket_timeout=timeout,
-                        socket_connect_timeout=timeout,
-                        retry=Retry(NoBackoff(), 0),
-                        health_check_interval=0,
-                    )
-                    self.store = RedisStore(client, getattr(settings, "BREAKER_KEY_PREFIX", "calliq:breaker"))
-        return self.store
-
-    def failed(self, exc: Exception) -> None:
-        with self.lock:
-            already = self.down
-            self.down = True
-            self.down_until = time.monotonic() + float(getattr(settings, "BREAKER_REDIS_RETRY_SECONDS", 1.0))
-        if not already:
-            logger.warning(
-                "breakers: Redis unreachable (%s: %s); this process uses its own in-memory breakers until it answers",
-                type(exc).__name__,
-                exc,
-            )
-
-    def answered(self) -> None:
-        if self.down:
-            with self.lock:
-                was_down, self.down = self.down, False
-            if was_down:
-                logger.warning("breakers: Redis answers again; back on the shared breaker state")
-
-    def use_client(self, client: redis.Redis | None) -> None:
-        """Point breakers at another Redis client (benchmarks, tests); None rebuilds from settings."""
-        with self.lock:
-            self.store = (
-                RedisStore(client, getattr(settings, "BREAKER_KEY_PREFIX", "calliq:breaker")) if client else None
-            )
-            self.down = False
-            self.down_until = 0.0
-
-    def reset(self) -> None:
-        with self.lock:
-            if self.store is not None:
-                self.store.client.close()
-            self.store = None
-            self.down = False
-            self.down_until = 0.0
-            self.local.clear()
-
-
-_shared = _Shared()
-# Errors that mean "Redis is not answering": fall back, never raise.
-REDIS_ERRORS = (redis.RedisError, OSError)
-
-
 def _when(ms: int) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms else None
 
@@ -158,10 +93,21 @@ class Ticket:
         self.policy, self.gen, self.token, self.local = policy, gen, token, local
 
 
+def _trusts_closed(reply: Reply) -> bool:
+    """Whether a reply lets the next calls in without asking: closed, or forced closed."""
+    return reply.forced == "closed" or (not reply.forced and reply.state == "closed")
+
+
 class CircuitBreaker:
     def __init__(self, service: str) -> None:
         self.service = service
         self._last = threading.local()
+        # (trusted until, generation, shared.epoch) of the latest "closed" heard
+        # from Redis, or None; `_heard` is when the latest applied reply was sent,
+        # so a slow reply never overwrites a newer one.
+        self._closed: tuple[float, int, int] | None = None
+        self._heard = 0.0
+        self._closed_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.service}>"
@@ -172,33 +118,49 @@ class CircuitBreaker:
 
     # -- the three operations, each never raising machinery errors -----------
     def _run(self, operation: Callable[[Any], Reply]) -> tuple[Reply, bool]:
-        store = _shared.redis_store()
+        """Run a store operation on Redis, or on the local store if Redis fails;
+        the Reply and whether it came from the local store."""
+        store = shared.redis_store()
         if store is not None:
             try:
                 reply = operation(store)
             except REDIS_ERRORS as exc:
-                _shared.failed(exc)
+                shared.failed(exc)
             else:
-                _shared.answered()
+                shared.answered()
                 return reply, False
-        return operation(_shared.local), True
+        return operation(shared.local), True
 
-    def _after(self, reply: Reply) -> None:
+    def _after(self, reply: Reply, *, local: bool, sent: float, epoch: int, policy: Policy) -> None:
         self._last.state = reply.state
         self._last.forced = reply.forced
+        with self._closed_lock:
+            if sent >= self._heard:
+                self._heard = sent
+                if not local and _trusts_closed(reply):
+                    ttl = min(shared.trust_closed, policy.open_seconds)
+                    # Counted from when the question was sent: the answer was true at some moment after that.
+                    self._closed = (sent + ttl, reply.gen, epoch)
+                else:
+                    self._closed = None
         if reply.transition is not None:
             events.on_transition(self.service, reply.transition, reply.next_trial_ms)
 
     def acquire(self) -> Ticket:
         """Ask permission for one call; raises CircuitOpenError if refused."""
         policy = self.policy
+        closed = self._closed
+        if closed is not None and closed[2] == shared.epoch and time.monotonic() < closed[0]:
+            return Ticket(policy, closed[1], "", local=False)
         token = uuid.uuid4().hex
+        sent, epoch = time.monotonic(), shared.epoch
         reply, local = self._run(lambda store: store.acquire(policy, token))
-        self._after(reply)
+        self._after(reply, local=local, sent=sent, epoch=epoch, policy=policy)
         if not reply.allowed:
             state = f"forced_{reply.forced}" if reply.forced else reply.state
             raise CircuitOpenError(self.service, state, None if reply.forced else _when(reply.next_trial_ms))
-        return Ticket(policy, reply.gen, token, local)
+        # Only a half-open trial holds a permit that its result must give back.
+        return Ticket(policy, reply.gen, token if reply.state == "half_open" else "", local)
 
     def record(self, ticket: Ticket, outcome: str, kind: str = "") -> None:
         """Report one call's result: "ok", "fail" or "ignored"."""
@@ -207,11 +169,12 @@ class CircuitBreaker:
         def operation(store: Any) -> Reply:
             return store.record(policy, outcome, ticket.gen, ticket.token, kind)
 
+        sent, epoch = time.monotonic(), shared.epoch
         if ticket.local:
-            reply = operation(_shared.local)
+            reply, local = operation(shared.local), True
         else:
-            reply, _ = self._run(operation)
-        self._after(reply)
+            reply, local = self._run(operation)
+        self._after(reply, local=local, sent=sent, epoch=epoch, policy=policy)
 
     def outcome_of(self, exc: BaseException | None, policy: Policy, seconds: float) -> tuple[str, str]:
         if exc is None:
@@ -296,31 +259,32 @@ class CircuitBreaker:
         forget_policies(self.service)
         policy = self.policy
         reason = f"{ACTION_LABELS[action]} by {actor}"
+        sent, epoch = time.monotonic(), shared.epoch
         reply, local = self._run(lambda store: store.force(policy, action, reason))
         if not local:
             # Keep this process's fallback breaker in step, should Redis go away next.
-            _shared.local.force(policy, action, reason)
-        self._after(reply)
+            shared.local.force(policy, action, reason)
+        self._after(reply, local=local, sent=sent, epoch=epoch, policy=policy)
         return self.snapshot()
 
     def snapshot(self) -> Snapshot:
         policy = self.policy
-        store = _shared.redis_store()
+        store = shared.redis_store()
         if store is not None:
             try:
                 snap = store.snapshot(policy)
             except REDIS_ERRORS as exc:
-                _shared.failed(exc)
+                shared.failed(exc)
             else:
-                _shared.answered()
+                shared.answered()
                 return snap
-        return _shared.local.snapshot(policy)
+        return shared.local.snapshot(policy)
 
     def sync_events(self) -> int:
         """Copy transitions from the Redis stream that the database lacks."""
         from resilience.models import BreakerEvent
 
-        store = _shared.redis_store()
+        store = shared.redis_store()
         if store is None:
             return 0
         latest = (
@@ -333,7 +297,7 @@ class CircuitBreaker:
         try:
             found = store.events(self.service, after=latest or "-")
         except REDIS_ERRORS as exc:
-            _shared.failed(exc)
+            shared.failed(exc)
             return 0
         known = set(
             BreakerEvent.objects.for_service(self.service)
@@ -357,24 +321,3 @@ def breaker(service: str) -> CircuitBreaker:
         with _registry_lock:
             found = _registry.setdefault(service, CircuitBreaker(service))
     return found
-
-
-def using_shared_state() -> bool:
-    """Whether this process's breakers currently use Redis (False: local fallback)."""
-    return _shared.redis_store() is not None and not _shared.down
-
-
-def use_redis_client(client: redis.Redis | None) -> None:
-    _shared.use_client(client)
-
-
-def reset_process_state() -> None:
-    """Forget this process's Redis connection, local breakers and cached policies."""
-    _shared.reset()
-    forget_policies()
-
-
-@receiver(setting_changed)
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("BREAKER_") or setting == "REDIS_URL":
-        reset_process_state()

@@ -4,12 +4,18 @@ Every change of state, counter, rolling window or half-open permit happens in
 one of these scripts, so any number of gunicorn and Celery processes see one
 breaker and never race: Redis runs a script atomically. Time is Redis `TIME`,
 never a process's clock. Asking permission is one EVALSHA, recording a result
-is one EVALSHA: the protected call itself runs with no lock held.
+is one EVALSHA: the protected call itself runs with no lock held. A result's
+reply carries the state, so a process that just heard "closed" may admit its
+next call without asking again (core.py bounds how long that reply is trusted).
+
+The CLOSED success path is the hot one (RECORD_CLOSED_OK) and is kept to four
+commands (HMGET, TIME, two HINCRBY): the window is summed only when a failure
+could trip the error rate, and pruned once per bucket, when a call opens a new one.
 
 Keys (one breaker, one hash tag, so the scripts would also run on a cluster):
   KEYS[1] state   hash: state, forced, gen, consec, reopen, ho_ok, opened_at,
-                  next_trial, and counters n_calls n_ok n_fail n_ignored
-                  n_rejected n_transitions
+                  next_trial, and counters n_ok n_fail n_ignored n_rejected
+                  n_transitions (calls = n_ok + n_fail + n_ignored)
   KEYS[2] permits sorted set of half-open trial tokens scored by expiry (ms):
                   a trial whose process died frees its permit at that time
   KEYS[3] window  hash of per-bucket counts "c:<bucket>" and "f:<bucket>",
@@ -23,6 +29,8 @@ admitted while CLOSED cannot, say, close a breaker that has opened since.
 Every script returns the same reply shape, read by store.Reply:
   {allowed, state, forced, gen, consec, opened_at, next_trial, wcalls, wfails,
    permits (always 0: only PEEK counts them), event_id, from, to, reason, at}
+except RECORD's hot path, which answers {gen} alone: allowed, closed, not
+forced, no failure streak, nothing else to say.
 """
 
 COMMON = r"""
@@ -33,10 +41,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(v) if v then return tonumber(v) else return 0 end end
 
 local function load(forced_default)
-  local raw = redis.call('HGETALL', state_key)
-  local h = {}
-  for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
-  if h.state == nil then
+  local raw = redis.call('HMGET', state_key, 'state', 'forced', 'gen', 'consec', 'opened_at', 'next_trial')
+  local h = {state = raw[1], forced = raw[2], gen = raw[3], consec = raw[4], opened_at = raw[5], next_trial = raw[6]}
+  if not h.state then
     h.state = 'closed'
     h.forced = forced_default
     h.gen = '0'
@@ -46,8 +53,12 @@ local function load(forced_default)
   return h
 end
 
+local function bucket_size(window_ms)
+  return math.max(math.floor(window_ms / 10), 1)
+end
+
 local function window_sums(window_ms, prune)
-  local bucket_ms = math.max(math.floor(window_ms / 10), 1)
+  local bucket_ms = bucket_size(window_ms)
   local oldest = math.floor((now - window_ms) / bucket_ms)
   local raw = redis.call('HGETALL', window_key)
   local calls, fails = 0, 0
@@ -148,8 +159,36 @@ return reply(h, 1)
 # ARGV: forced_default, outcome (ok|fail|ignored), call_gen, token, failure_threshold,
 #       error_rate_pct, window_ms, min_calls, open_ms, backoff, max_open_ms,
 #       half_open_max, maxlen, kind
+# The hot path, placed before COMMON so that it skips COMMON's setup (its
+# closures and TIME cost more than the work itself): a success in plain CLOSED,
+# admitted under the current generation, with no failure streak to reset,
+# changes two counters and nothing else. Anything else falls through to the
+# full script below. Same ARGV as RECORD.
+RECORD_CLOSED_OK = r"""
+if ARGV[2] == 'ok' and ARGV[4] == '' then
+  local s = redis.call('HMGET', KEYS[1], 'state', 'forced', 'gen', 'consec')
+  if s[1] == 'closed' and (s[2] or '') == '' and s[3] == ARGV[3] and (s[4] or '0') == '0' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local window_ms = tonumber(ARGV[7])
+    local bucket_ms = math.max(math.floor(window_ms / 10), 1)
+    redis.call('HINCRBY', KEYS[1], 'n_ok', 1)
+    if redis.call('HINCRBY', KEYS[3], 'c:' .. math.floor(now / bucket_ms), 1) == 1 then
+      -- A new bucket (once per bucket): drop those that left the window, as window_sums does.
+      local oldest = math.floor((now - window_ms) / bucket_ms)
+      for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+        if tonumber(string.sub(field, 3)) <= oldest then redis.call('HDEL', KEYS[3], field) end
+      end
+      redis.call('PEXPIRE', KEYS[3], window_ms + bucket_ms)
+    end
+    return {tonumber(s[3])}  -- the short reply: closed, not forced, no streak, this generation
+  end
+end
+"""
+
 RECORD = (
-    COMMON
+    RECORD_CLOSED_OK
+    + COMMON
     + r"""
 local forced_default, outcome, call_gen, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local threshold, rate_pct, window_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -158,7 +197,6 @@ local max_open_ms, half_open_max, maxlen, kind = tonumber(ARGV[11]), tonumber(AR
 local h = load(forced_default)
 
 if token ~= '' then redis.call('ZREM', permits_key, token) end
-redis.call('HINCRBY', state_key, 'n_calls', 1)
 if outcome == 'ok' then
   redis.call('HINCRBY', state_key, 'n_ok', 1)
 elseif outcome == 'fail' then
@@ -175,21 +213,18 @@ end
 
 local wcalls, wfails = 0, 0
 if h.state == 'closed' then
-  local bucket_ms
-  wcalls, wfails, bucket_ms = window_sums(window_ms, true)
+  local bucket_ms = bucket_size(window_ms)
   local bucket = math.floor(now / bucket_ms)
-  redis.call('HINCRBY', window_key, 'c:' .. bucket, 1)
-  wcalls = wcalls + 1
+  if redis.call('HINCRBY', window_key, 'c:' .. bucket, 1) == 1 then
+    -- The first call of a bucket: drop the buckets that left the window and
+    -- keep the hash for one window from now (once per bucket, not per call).
+    window_sums(window_ms, true)
+    redis.call('PEXPIRE', window_key, window_ms + bucket_ms)
+  end
   if outcome == 'fail' then
     redis.call('HINCRBY', window_key, 'f:' .. bucket, 1)
-    wfails = wfails + 1
     h.consec = tostring(redis.call('HINCRBY', state_key, 'consec', 1))
-  else
-    h.consec = '0'
-    redis.call('HSET', state_key, 'consec', 0)
-  end
-  redis.call('PEXPIRE', window_key, window_ms + bucket_ms)
-  if outcome == 'fail' then
+    wcalls, wfails = window_sums(window_ms, false)
     if num(h.consec) >= threshold then
       open_breaker(h, open_ms, h.consec .. ' consecutive failures (last: ' .. kind .. ')', maxlen, wcalls, wfails)
     elseif wcalls >= min_calls and wfails * 100 >= rate_pct * wcalls then
@@ -197,6 +232,9 @@ if h.state == 'closed' then
       open_breaker(h, open_ms, 'error rate ' .. pct .. '% over ' .. wcalls .. ' calls in '
         .. math.floor(window_ms / 1000) .. ' s', maxlen, wcalls, wfails)
     end
+  elseif num(h.consec) ~= 0 then
+    h.consec = '0'
+    redis.call('HSET', state_key, 'consec', 0)
   end
 elseif h.state == 'half_open' then
   if outcome == 'fail' then
@@ -256,6 +294,7 @@ h.forced = h.forced or ''
 local wcalls, wfails = window_sums(tonumber(ARGV[2]), false)
 return {1, h.state, h.forced, num(h.gen), num(h.consec), num(h.opened_at), num(h.next_trial), wcalls, wfails,
         redis.call('ZCARD', permits_key), now,
-        num(h.n_calls), num(h.n_ok), num(h.n_fail), num(h.n_ignored), num(h.n_rejected), num(h.n_transitions)}
+        num(h.n_ok) + num(h.n_fail) + num(h.n_ignored), num(h.n_ok), num(h.n_fail), num(h.n_ignored),
+        num(h.n_rejected), num(h.n_transitions)}
 """
 )

@@ -6,3 +6,6 @@ not; simulator.py answers all four on loopback for `make run` and the tests.
 
 Every client call goes through the service's circuit breaker and retry policy
 (resilience.retry)."""
+
+# The external services, by the name their client, breaker and simulator use.
+SERVICES = ("assemblyai", "openai", "paddle", "resend")

@@ -41,9 +41,10 @@ from typing import Any
 
 import httpx
 
+from resilience.providers import SERVICES
+
 logger = logging.getLogger("calliq.simulator")
 
-SERVICES = ("assemblyai", "openai", "paddle", "resend")
 TIMESTAMPS_KEPT = 5000
 TOPICS = ["pricing", "demo", "timeline", "budget", "integration", "security", "onboarding", "competition", "contract"]
 PLANS = ["starter", "growth", "enterprise"]

@@ -12,7 +12,13 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from resilience.breaker import CircuitOpenError, breaker, register_alert_hook, unregister_alert_hook
+from resilience.breaker import (
+    CircuitOpenError,
+    breaker,
+    caches_with_breakers_at,
+    register_alert_hook,
+    unregister_alert_hook,
+)
 from resilience.breaker.policy import get_policy
 from resilience.models import BreakerEvent
 from resilience.providers.errors import ProviderClientError, ProviderServerError
@@ -29,7 +35,8 @@ def backend(request, db):
     if request.param == "shared":
         yield "shared"
         return
-    with override_settings(BREAKER_REDIS_URL=f"redis://127.0.0.1:{free_port(range(16490, 16500))}/0"):
+    refused = f"redis://127.0.0.1:{free_port(range(16490, 16500))}/0"
+    with override_settings(CACHES=caches_with_breakers_at(refused)):
         yield "local"
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from django.test import override_settings
 
-from resilience.breaker import CircuitOpenError, breaker, using_shared_state
+from resilience.breaker import CircuitOpenError, breaker, caches_with_breakers_at, using_shared_state
 from tests.resilience import storm_worker
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def breakers_on(private_redis):
-    with override_settings(BREAKER_REDIS_URL=private_redis.url, BREAKER_REDIS_RETRY_SECONDS=0.3):
+    with override_settings(CACHES=caches_with_breakers_at(private_redis.url), BREAKER_REDIS_RETRY_SECONDS=0.3):
         yield private_redis
 
 

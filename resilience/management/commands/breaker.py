@@ -10,9 +10,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from resilience.breaker import SERVICES, breaker
+from resilience.breaker import breaker
 from resilience.breaker.policy import ensure_policy_row
 from resilience.models import BreakerPolicy
+from resilience.providers import SERVICES
 
 ACTIONS = {"open": "open", "close": "closed", "reset": "reset"}
 ROW = "{:<12} {:<14} {:>5} {:>16} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}"
