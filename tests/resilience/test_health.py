@@ -5,7 +5,10 @@ that is down. Both anonymous, never cached, nothing secret in the body."""
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
+
+from tests.resilience.cache_fixtures import cache_alias
 
 
 def uncached(response) -> bool:
@@ -34,7 +37,10 @@ def test_readiness_names_each_check_and_is_200_when_all_answer(client, db):
 def private_services(private_redis):
     """Redis and the Celery broker both on a private redis-server the test may stop."""
     with override_settings(
-        REDIS_URL=private_redis.url, CELERY_BROKER_URL=private_redis.url, CELERY_TASK_ALWAYS_EAGER=False
+        REDIS_URL=private_redis.url,
+        CACHES={**settings.CACHES, "default": cache_alias(private_redis.url)},
+        CELERY_BROKER_URL=private_redis.url,
+        CELERY_TASK_ALWAYS_EAGER=False,
     ):
         yield private_redis
 
@@ -71,7 +77,8 @@ def test_a_stalled_redis_fails_readiness_instead_of_hanging_it(client, db, priva
 
 def test_the_body_never_shows_credentials_from_the_urls(client, db, private_redis):
     url = f"redis://:PWSECRETQX7@127.0.0.1:{private_redis.port}/0"
-    with override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_TASK_ALWAYS_EAGER=False):
+    caches = {**settings.CACHES, "default": cache_alias(url)}
+    with override_settings(REDIS_URL=url, CACHES=caches, CELERY_BROKER_URL=url, CELERY_TASK_ALWAYS_EAGER=False):
         response = client.get("/readyz")
         private_redis.kill()
         down = client.get("/readyz")
