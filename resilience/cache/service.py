@@ -44,6 +44,8 @@ from django.dispatch import receiver
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from resilience.monitoring import profiler
+
 logger = logging.getLogger("calliq.resilience.cache")
 
 # Bump when the shape of what we store changes: a deploy then never reads an
@@ -304,6 +306,7 @@ class CacheService:
             self._replay()
 
     # --- entries ----------------------------------------------------------
+    @profiler.cache_read  # monitoring: cache time per request
     def _load(self, namespace: str, key: str, tags: tuple[str, ...]) -> tuple[Entry | None, tuple[int, ...]] | None:
         """One round trip (one MGET): the entry and the current versions of its tags."""
         client = self._usable()
@@ -639,6 +642,7 @@ def _counters(row: dict[bytes, bytes]) -> dict[str, float]:
 def record_stat(scope: str, counter: str, *, view: str | None = None) -> None:
     """Count an event in the process buffer; it reaches Redis in the next
     pipelined flush (at most a second later)."""
+    profiler.cache_outcome(counter)  # monitoring: cache hits per request
     with _state_lock:
         _stats_buffer[(f"ns:{scope}", counter)] += 1
         if view:
