@@ -7,4 +7,6 @@ class AnalyticsConfig(AppConfig):
 
     def ready(self) -> None:
         # Rollups follow every change to calls (per row and in bulk).
-        from analytics import receivers  # noqa: F401
+        from analytics import gauges, receivers  # noqa: F401
+
+        gauges.register()  # business gauges for /metrics and the monitoring pages

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from calls.tenancy import views as tenancy_views
+from resilience.monitoring import views as monitoring_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="calls:list", permanent=False), name="home"),
@@ -21,6 +22,8 @@ urlpatterns = [
     path("calls/", include("calls.urls")),
     path("analytics/", include("analytics.urls")),
     path("monitoring/", include("resilience.urls")),
+    path("metrics", monitoring_views.metrics, name="metrics"),
+    path("api/v1/monitoring/", include("resilience.monitoring.urls")),
     path("api/v1/", include("calls.api_urls")),
     path("api/v1/", include("analytics.api_urls")),
     path("admin/", admin.site.urls),
