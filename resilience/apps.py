@@ -13,6 +13,7 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
         from resilience.cache import warming, wiring
+        from resilience.monitoring import tasks as monitoring_tasks  # noqa: F401  (alert task, Celery signals)
 
         wiring.connect()
         warming.register_defaults()
