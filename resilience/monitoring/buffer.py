@@ -6,9 +6,10 @@ sends everything every METRICS_FLUSH_SECONDS in one MULTI/EXEC pipeline, and
 the process flushes once more at exit (gunicorn's --max-requests recycling
 ends a worker through sys.exit, so atexit runs). So no request waits on Redis.
 
-A flush that Redis refused is put back and sent with the next one; a flush
-that timed out is dropped (it may have been applied, and resending would
-count twice) and logged. Key layout and retention: see resilience.monitoring.store."""
+A flush that Redis refused is put back and sent with the next one. A flush
+that timed out may or may not have been applied: its transaction also sets a
+batch marker key, and the next flush looks for it before resending, so no
+count is lost or doubled. Key layout and retention: see resilience.monitoring.store."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ logger = logging.getLogger("calliq.monitoring")
 
 MAX_BUFFERED_FIELDS = 50_000  # a long Redis outage drops counts rather than memory
 SLOW_KEEP_PER_FLUSH = 50
+BATCH_MARKER_SECONDS = 600
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -55,6 +58,8 @@ class Buffer:
         self.pid = 0
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
+        self.flush_lock = threading.Lock()
+        self.unconfirmed: tuple[str, tuple] | None = None
 
     # --- recording (request path: no I/O) ---------------------------------
     def ensure_flusher(self) -> None:
@@ -66,13 +71,18 @@ class Buffer:
                 return
             # A forked child (gunicorn, Celery prefork) inherits no thread: start its own.
             self.pid = pid
-            self.requests.clear()
-            self.latency.clear()
-            self.totals.clear()
-            self.tasks.clear()
-            self.slow.clear()
             self.thread = threading.Thread(target=self._run, name="calliq-metrics-flush", daemon=True)
             self.thread.start()
+
+    def after_fork_in_child(self) -> None:
+        """The parent flushes what it buffered; the child starts empty, with fresh locks
+        (one held by the parent's flusher at fork time would never be released here)."""
+        self.lock = threading.Lock()
+        self.flush_lock = threading.Lock()
+        self.requests, self.latency, self.totals, self.tasks, self.slow = Counter(), Counter(), Counter(), Counter(), []
+        self.unconfirmed = None
+        self.pid = 0
+        self.thread = None
 
     def slow_threshold_ms(self, kind: str, name: str) -> float:
         configured = _setting("CALLIQ_SLOW_THRESHOLDS_MS", {}).get(name)
@@ -169,27 +179,51 @@ class Buffer:
 
     def flush(self) -> bool:
         """Send what this process buffered in one transaction; True if sent (or nothing to send)."""
+        with self.flush_lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
         client = store.client()
-        taken = self._take()
         if client is None:
+            self._take()
             return False
+        if self.unconfirmed is not None and not self._confirm(client):
+            return False
+        taken = self._take()
         if not any(taken):
             self._heartbeat(client)
             return True
+        batch = uuid.uuid4().hex
         try:
             names = self._names(client)
             pipe = client.pipeline(transaction=True)
             store.write(pipe, *taken, cap=names)
             self._worker_rss(pipe)
+            # Written in the same transaction: after a timeout, its presence says whether the batch landed.
+            pipe.set(store.batch_key(batch), 1, ex=BATCH_MARKER_SECONDS)
             pipe.execute()
         except redis.TimeoutError as exc:
-            logger.warning("metrics: flush timed out (%s); dropped, as it may have been applied", exc)
+            logger.warning("metrics: flush timed out (%s); checked before the next one", exc)
+            self.unconfirmed = (batch, taken)
             return False
         except (redis.RedisError, OSError) as exc:
             logger.warning("metrics: Redis unreachable (%s); kept for the next flush", exc)
             self._put_back(taken)
             return False
         self._refresh_p99(client)
+        return True
+
+    def _confirm(self, client: redis.Redis) -> bool:
+        """Settle a batch whose transaction timed out: applied (drop it) or not (send it again)."""
+        assert self.unconfirmed is not None
+        batch, taken = self.unconfirmed
+        try:
+            landed = client.exists(store.batch_key(batch))
+        except (redis.RedisError, OSError):
+            return False
+        self.unconfirmed = None
+        if not landed:
+            self._put_back(taken)
         return True
 
     def _names(self, client: redis.Redis) -> store.NameCap:
@@ -231,6 +265,7 @@ def rss_bytes() -> int:
 
 
 _buffer = Buffer()
+os.register_at_fork(after_in_child=_buffer.after_fork_in_child)
 add_request = _buffer.add_request
 add_operation = _buffer.add_operation
 add_provider_call = _buffer.add_provider_call

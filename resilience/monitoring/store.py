@@ -12,6 +12,7 @@ Keys (prefix settings.CALLIQ_METRICS_PREFIX), every one with a TTL:
     {p}:names:{k}                names seen (capped: the rest is __other__)          (30 days)
     {p}:slow:{k}:{n}             the slowest samples of a route/op (sorted set)      (1 day)
     {p}:workers / :rss           live workers' RSS, stale ones pruned at each read
+    {p}:batch:{id}               marker of one flushed batch                         (10 minutes)
 
 The hour keys are written by the same flush as the minute keys (two HINCRBYs
 in one pipeline) rather than by a rollup job: nothing to schedule, nothing to
@@ -131,6 +132,10 @@ def write(
         touched[f"{p}:names:{kind}"] = TOTAL_TTL
     for key, ttl in touched.items():
         pipe.expire(key, ttl)
+
+
+def batch_key(batch: str) -> str:
+    return f"{prefix()}:batch:{batch}"
 
 
 def write_worker(pipe: Any, worker: str, rss: int) -> None:

@@ -223,3 +223,17 @@ def test_no_redis_call_happens_on_the_request_path(client, metrics, member, monk
     assert client.get(reverse("calls:list")).status_code == 200
     assert calls == []
     assert connection.vendor
+
+
+def test_celery_task_outcomes_and_queue_depth_reach_metrics(client, metrics, staff_user, settings):
+    from resilience.monitoring.tasks import evaluate_alerts_task
+
+    evaluate_alerts_task.apply()
+    assert buffer.flush()
+    conn = metrics
+    conn.rpush(settings.CELERY_TASK_DEFAULT_QUEUE, "a", "b", "c")
+    client.force_login(staff_user)
+    found = samples(client.get("/metrics").content.decode())
+    task = (("outcome", "success"), ("task", "resilience.monitoring.evaluate_alerts"))
+    assert found[("calliq_celery_tasks_total", task)] == 1
+    assert found[("calliq_celery_queue_depth", (("queue", settings.CELERY_TASK_DEFAULT_QUEUE),))] == 3
