@@ -110,7 +110,11 @@ class Buffer:
             t[("cache_us", route)] += int(trace.cache_seconds * 1e6)
             t[("cache_reads", route)] += trace.cache_reads
             t[("cache_hits", route)] += trace.cache_hits
-            if slow and len(self.slow) < SLOW_KEEP_PER_FLUSH:
+            t[("cpu_us", route)] += int(trace.cpu_seconds * 1e6)
+            keep = slow and len(self.slow) < SLOW_KEEP_PER_FLUSH
+        if keep:
+            sample["rss_mb"] = round(rss_bytes() / 2**20, 1)  # read only for the rare slow request
+            with self.lock:
                 self.slow.append(("route", route, ms, sample))
         return slow
 

@@ -133,6 +133,7 @@ class RedisAggregatesCollector(Collector):
             "db_us": CounterMetricFamily("calliq_http_db_seconds", "Database time by route.", labels=["route"]),
             "db_queries": CounterMetricFamily("calliq_http_db_queries", "Database queries by route.", labels=["route"]),
             "cache_us": CounterMetricFamily("calliq_http_cache_seconds", "Cache read time by route.", labels=["route"]),
+            "cpu_us": CounterMetricFamily("calliq_http_cpu_seconds", "Thread CPU time by route.", labels=["route"]),
             "cache_reads": CounterMetricFamily("calliq_http_cache_reads", "Cache reads by route.", labels=["route"]),
             "cache_hits": CounterMetricFamily("calliq_http_cache_hits", "Cache hits by route.", labels=["route"]),
             "provider_us": CounterMetricFamily(

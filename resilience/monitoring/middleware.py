@@ -72,7 +72,7 @@ class ProfilerMiddleware:
         with tracing(trace), connections["default"].execute_wrapper(db_execute):
             response = self.get_response(request)
         seconds = time.perf_counter() - wall0
-        cpu = time.thread_time() - cpu0
+        cpu = trace.cpu_seconds = time.thread_time() - cpu0
         route = route_of(request)
         ms = seconds * 1000
         sample = {

@@ -40,6 +40,7 @@ class Trace:
     cache_hits: int = 0
     provider_seconds: float = 0.0
     provider_calls: int = 0
+    cpu_seconds: float = 0.0
     operations: list[tuple[str, float]] = field(default_factory=list)
 
 

@@ -105,7 +105,11 @@ def _firing_counts(incidents: list[AlertIncident], periods: list[int], size: int
 def alerts() -> dict[str, Any]:
     rules = list(AlertRule.objects.all())
     since = timezone.now() - dt.timedelta(days=1)
-    recent = list(AlertIncident.objects.filter(started_at__gte=since) | AlertIncident.objects.filter(resolved_at=None))
+    recent = list(
+        (
+            AlertIncident.objects.filter(started_at__gte=since) | AlertIncident.objects.filter(resolved_at=None)
+        ).select_related("rule")
+    )
     recent = sorted({i.pk: i for i in recent}.values(), key=lambda i: i.started_at, reverse=True)
     now = int(time.time())
     minutes = [(now // 60 - HOUR_POINTS + 1 + i) * 60 for i in range(HOUR_POINTS)]

@@ -237,3 +237,27 @@ def test_celery_task_outcomes_and_queue_depth_reach_metrics(client, metrics, sta
     task = (("outcome", "success"), ("task", "resilience.monitoring.evaluate_alerts"))
     assert found[("calliq_celery_tasks_total", task)] == 1
     assert found[("calliq_celery_queue_depth", (("queue", settings.CELERY_TASK_DEFAULT_QUEUE),))] == 3
+
+
+def test_cache_reads_and_hits_are_measured_per_request(client, metrics, member):
+    client.force_login(member.user)
+    client.get(reverse("calls:list"))
+    client.get(reverse("calls:list"))  # served from the cache
+    assert buffer.flush()
+    counters, _, _ = store.totals(metrics)
+    assert counters["cache_reads|calls/"] >= 2
+    assert counters["cache_hits|calls/"] >= 1
+    assert counters["cache_us|calls/"] > 0
+
+
+def test_time_in_a_provider_is_measured_through_its_breaker(metrics):
+    from resilience.breaker.core import breaker
+    from resilience.monitoring.profiler import Trace, tracing
+
+    with tracing(Trace()) as trace:
+        assert breaker("openai").call(lambda: "answer") == "answer"
+    assert trace.provider_calls == 1
+    assert trace.provider_seconds > 0
+    assert buffer.flush()
+    counters, _, _ = store.totals(metrics)
+    assert counters["provider_calls|openai"] == 1
