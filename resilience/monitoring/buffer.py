@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -92,7 +93,9 @@ class Buffer:
         p99 = self.p99.get((kind, name))
         return floor if p99 is None else max(floor, p99 * float(_setting("CALLIQ_SLOW_P99_FACTOR", 1.0)))
 
-    def add_request(self, route: str, method: str, status: int, seconds: float, trace: Trace, sample: dict) -> bool:
+    def add_request(
+        self, route: str, method: str, status: int, seconds: float, trace: Trace, sample: Callable[[], dict]
+    ) -> bool:
         """Count one request; returns whether it was slow enough to be kept as a sample."""
         self.ensure_flusher()
         ms = seconds * 1000
@@ -113,9 +116,9 @@ class Buffer:
             t[("cpu_us", route)] += int(trace.cpu_seconds * 1e6)
             keep = slow and len(self.slow) < SLOW_KEEP_PER_FLUSH
         if keep:
-            sample["rss_mb"] = round(rss_bytes() / 2**20, 1)  # read only for the rare slow request
+            taken = sample()
             with self.lock:
-                self.slow.append(("route", route, ms, sample))
+                self.slow.append(("route", route, ms, taken))
         return slow
 
     def add_operation(self, op: Operation, trace: Trace | None) -> None:

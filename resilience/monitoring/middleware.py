@@ -75,22 +75,27 @@ class ProfilerMiddleware:
         cpu = trace.cpu_seconds = time.thread_time() - cpu0
         route = route_of(request)
         ms = seconds * 1000
-        sample = {
-            "request_id": request_id,
-            "at": time.time(),
-            "method": request.method,
-            "status": response.status_code,
-            "queries": trace.queries,
-            "db_ms": round(trace.db_seconds * 1000, 2),
-            "cache_ms": round(trace.cache_seconds * 1000, 2),
-            "provider_ms": round(trace.provider_seconds * 1000, 2),
-            "cpu_ms": round(cpu * 1000, 2),
-            "marks": [[name, round(s * 1000, 2)] for name, s in trace.operations[:20]],
-            "params": sorted({k for k in request.GET if PARAM_NAME.match(k)})[:10],
-        }
-        slow = buffer.add_request(route, request.method or "GET", response.status_code, seconds, trace, sample)
+        method = request.method or "GET"
+
+        def sample() -> dict:  # built only for a slow request
+            return {
+                "request_id": request_id,
+                "at": time.time(),
+                "method": method,
+                "status": response.status_code,
+                "queries": trace.queries,
+                "db_ms": round(trace.db_seconds * 1000, 2),
+                "cache_ms": round(trace.cache_seconds * 1000, 2),
+                "provider_ms": round(trace.provider_seconds * 1000, 2),
+                "cpu_ms": round(cpu * 1000, 2),
+                "rss_mb": round(buffer.rss_bytes() / 2**20, 1),
+                "marks": [[name, round(s * 1000, 2)] for name, s in trace.operations[:20]],
+                "params": sorted({k for k in request.GET if PARAM_NAME.match(k)})[:10],
+            }
+
+        slow = buffer.add_request(route, method, response.status_code, seconds, trace, sample)
         response["X-Request-ID"] = request_id
-        log = logger.warning if slow else logger.debug
+        log = logger.info if slow else logger.debug
         log(
             "request_id=%s route=%s method=%s status=%s ms=%.1f db_ms=%.1f queries=%d%s",
             request_id,
