@@ -160,9 +160,8 @@ def middleware_alone(calls: int) -> str:
                 best[label] = min(best[label], (time.perf_counter() - start) / n * 1e6)
         added = best["profiled"] - best["bare"]
         bare_us, profiled_us = best["bare"], best["profiled"]
-        lines.append(
-            f"middleware alone around {title} (best of {ROUNDS_ALONE} x {n}): {bare_us:.1f} -> {profiled_us:.1f} µs, +{added:.1f}"
-        )
+        where = f"around {title} (best of {ROUNDS_ALONE} x {n})"
+        lines.append(f"middleware alone {where}: {bare_us:.1f} -> {profiled_us:.1f} µs, +{added:.1f}")
     return "\n".join(lines)
 
 
