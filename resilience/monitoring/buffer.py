@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from resilience.monitoring import sketch, store
 
@@ -61,6 +63,7 @@ class Buffer:
         self.wake = threading.Event()
         self.flush_lock = threading.Lock()
         self.unconfirmed: tuple[str, tuple] | None = None
+        self.slow_settings: tuple[dict[str, float], float, float] | None = None
 
     # --- recording (request path: no I/O) ---------------------------------
     def ensure_flusher(self) -> None:
@@ -86,12 +89,21 @@ class Buffer:
         self.thread = None
 
     def slow_threshold_ms(self, kind: str, name: str) -> float:
-        configured = _setting("CALLIQ_SLOW_THRESHOLDS_MS", {}).get(name)
+        thresholds, floor, factor = self.slow_settings or self._read_slow_settings()
+        configured = thresholds.get(name)
         if configured is not None:
             return float(configured)
-        floor = float(_setting("CALLIQ_SLOW_MIN_MS", 250.0))
         p99 = self.p99.get((kind, name))
-        return floor if p99 is None else max(floor, p99 * float(_setting("CALLIQ_SLOW_P99_FACTOR", 1.0)))
+        return floor if p99 is None else max(floor, p99 * factor)
+
+    def _read_slow_settings(self) -> tuple[dict[str, float], float, float]:
+        # Read once (settings lookups cost more than the rest of the check); reset on setting_changed.
+        self.slow_settings = (
+            dict(_setting("CALLIQ_SLOW_THRESHOLDS_MS", {})),
+            float(_setting("CALLIQ_SLOW_MIN_MS", 250.0)),
+            float(_setting("CALLIQ_SLOW_P99_FACTOR", 1.0)),
+        )
+        return self.slow_settings
 
     def add_request(
         self, route: str, method: str, status: int, seconds: float, trace: Trace, sample: Callable[[], dict]
@@ -272,6 +284,14 @@ def rss_bytes() -> int:
 
 
 _buffer = Buffer()
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CALLIQ_SLOW_"):
+        _buffer.slow_settings = None
+
+
 os.register_at_fork(after_in_child=_buffer.after_fork_in_child)
 add_request = _buffer.add_request
 add_operation = _buffer.add_operation
