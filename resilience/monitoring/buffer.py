@@ -303,10 +303,6 @@ def flush() -> bool:
     return _buffer.flush()
 
 
-def slow_threshold_ms(kind: str, name: str) -> float:
-    return _buffer.slow_threshold_ms(kind, name)
-
-
 @atexit.register
 def _flush_at_exit() -> None:
     if _buffer.pid == os.getpid():
