@@ -231,7 +231,7 @@ def main() -> None:
     alone = middleware_alone(20_000)
     part2 = scrape_cost(args.scrapes)
     load = os.getloadavg()
-    print(f"observability benchmark: {args.requests} requests x best of {args.rounds} rounds per variant,")
+    print(f"observability benchmark: {args.requests} requests per variant x {args.rounds} rounds, alternating on/off,")
     print("Django test Client in-process, signed in by session; ProfilerMiddleware on vs off, same run")
     print(f"database {settings.DATABASES['default']['NAME']}, Redis {settings.REDIS_URL}")
     print(f"load average at the end (a shared machine: compare ratios, not absolute times): {load[0]:.2f}\n")
