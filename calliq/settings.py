@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its wall time covers the whole stack (resilience/monitoring/middleware.py).
+    "resilience.monitoring.middleware.ProfilerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "resilience.headers.CrossOriginResourcePolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -67,6 +69,8 @@ MIDDLEWARE = [
     "resilience.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Consumes the monitoring token on /metrics before the API-token middleware sees it.
+    "resilience.monitoring.access.MonitoringTokenMiddleware",
     "calls.tenancy.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -91,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "calliq.context_processors.calliq",
+                "resilience.monitoring.banner.firing_alerts",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [
@@ -234,6 +239,28 @@ CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
 CELERY_BEAT_SCHEDULE["analytics-rebuild-all-rollups"] = {
     "task": "analytics.tasks.rebuild_all_rollups",
     "schedule": 24 * 3600,
+}
+
+# --- Monitoring (resilience/monitoring): profiler, metrics, alerts ---------------
+# Workers buffer metrics and flush them to Redis every CALLIQ_METRICS_FLUSH_SECONDS.
+CALLIQ_PROFILER_ENABLED = env_bool("CALLIQ_PROFILER_ENABLED", default=True)
+CALLIQ_METRICS_PREFIX = os.environ.get("CALLIQ_METRICS_PREFIX", f"{CACHE_KEY_PREFIX}:metrics")
+CALLIQ_METRICS_FLUSH_SECONDS = float(os.environ.get("CALLIQ_METRICS_FLUSH_SECONDS", "2"))
+CALLIQ_METRICS_MAX_NAMES = int(os.environ.get("CALLIQ_METRICS_MAX_NAMES", "200"))
+# Share of requests (0-1) that get a Server-Timing header; staff always do.
+CALLIQ_SERVER_TIMING_SAMPLE_RATE = float(os.environ.get("CALLIQ_SERVER_TIMING_SAMPLE_RATE", "0"))
+# A request or operation is kept as a slow sample above max(CALLIQ_SLOW_MIN_MS,
+# CALLIQ_SLOW_P99_FACTOR x its p99 over the last hour), or its own threshold here.
+CALLIQ_SLOW_MIN_MS = float(os.environ.get("CALLIQ_SLOW_MIN_MS", "250"))
+CALLIQ_SLOW_P99_FACTOR = float(os.environ.get("CALLIQ_SLOW_P99_FACTOR", "1"))
+CALLIQ_SLOW_THRESHOLDS_MS: dict[str, float] = {}
+# Bearer token that reads /metrics and /api/v1/monitoring/metrics (not a user API token; empty: staff only).
+CALLIQ_MONITORING_TOKEN = os.environ.get("CALLIQ_MONITORING_TOKEN", "")
+CALLIQ_ALERT_EMAILS = env_list("CALLIQ_ALERT_EMAILS", "")
+CALLIQ_ALERT_WEBHOOK_URL = os.environ.get("CALLIQ_ALERT_WEBHOOK_URL", "")
+CELERY_BEAT_SCHEDULE["evaluate-alerts"] = {
+    "task": "resilience.monitoring.evaluate_alerts",
+    "schedule": float(os.environ.get("CALLIQ_ALERT_EVALUATE_SECONDS", "30")),
 }
 
 # --- Circuit breakers (resilience/breaker) ---------------------------------------

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from calliq.openapi import openapi_json
 from calls.tenancy import views as tenancy_views
 from resilience.monitoring import endpoints as probes
+from resilience.monitoring import views as monitoring_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="calls:list", permanent=False), name="home"),
@@ -24,6 +25,8 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("monitoring/", include("resilience.urls")),
     path("api/v1/openapi.json", openapi_json, name="openapi"),
+    path("metrics", monitoring_views.metrics, name="metrics"),
+    path("api/v1/monitoring/", include("resilience.monitoring.urls")),
     path("api/v1/", include("calls.api_urls")),
     path("api/v1/", include("analytics.api_urls")),
     path("admin/", admin.site.urls),

@@ -14,6 +14,7 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
         from resilience.monitoring import errors, rum
+        from resilience.monitoring import tasks as monitoring_tasks  # noqa: F401  (alert task, Celery signals)
 
         errors.connect()
         checks.register(rum.check_web_vitals_installed, checks.Tags.staticfiles)

@@ -233,3 +233,88 @@ class CacheControl(models.Model):
 
     def __str__(self) -> str:
         return "cache control"
+
+
+class AlertRule(models.Model):
+    """One alert: `metric comparison threshold`, true for `for_seconds`, fires;
+    it resolves once the metric is back past `recovery_threshold` (or the
+    threshold) for `keep_firing_for_seconds`. Evaluated by Celery beat
+    (resilience.monitoring.alerts.evaluate_rules); state lives on the row."""
+
+    class Metric(models.TextChoices):
+        ERROR_RATE = "error_rate", "Share of requests answered 5xx (0–1)"
+        LATENCY_P95 = "latency_p95_ms", "p95 request latency (ms)"
+        BREAKERS_OPEN = "breakers_open", "Circuit breakers open"
+        QUEUE_DEPTH = "queue_depth", "Celery tasks waiting"
+        CACHE_HIT_RATE = "cache_hit_rate", "Cache hit rate since the last evaluation (0–1)"
+
+    class Comparison(models.TextChoices):
+        GT = ">", "above"
+        GE = ">=", "at or above"
+        LT = "<", "below"
+        LE = "<=", "at or below"
+
+    class State(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        PENDING = "pending", "Pending"
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
+    name = models.CharField(max_length=80, unique=True)
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    comparison = models.CharField(max_length=2, choices=Comparison.choices, default=Comparison.GT)
+    threshold = models.FloatField()
+    recovery_threshold = models.FloatField(
+        null=True, blank=True, help_text="Resolved only once past this value (empty: the threshold itself)."
+    )
+    for_seconds = models.PositiveIntegerField(default=0, help_text="How long the condition must hold before firing.")
+    keep_firing_for_seconds = models.PositiveIntegerField(
+        default=0, help_text="How long it keeps firing after the condition stopped holding."
+    )
+    window_minutes = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(120)], help_text="For rates and percentiles."
+    )
+    min_samples = models.PositiveIntegerField(
+        default=20, help_text="Rates and percentiles over fewer requests or lookups count as no data."
+    )
+    enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.NORMAL, editable=False)
+    state_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_breach_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    memory = models.JSONField(default=dict, blank=True, editable=False, help_text="Counters from the last evaluation.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(comparison__in=[">", ">=", "<", "<="]), name="alert_comparison_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.metric} {self.comparison} {self.threshold:g}"
+
+
+class AlertIncident(models.Model):
+    """One firing episode of a rule: one notification when it fires, one when
+    it resolves (each claimed by a conditional UPDATE, so sent once)."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="incidents")
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(null=True, blank=True, help_text="The value when it fired.")
+    peak_value = models.FloatField(null=True, blank=True)
+    firing_notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # At most one open incident per rule: the de-duplication is in the schema.
+            models.UniqueConstraint(
+                fields=["rule"], condition=Q(resolved_at__isnull=True), name="alert_one_open_incident"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} since {self.started_at:%Y-%m-%d %H:%M}"

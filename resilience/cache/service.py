@@ -49,6 +49,7 @@ from resilience.cache.entries import (
 from resilience.cache.lua import BUMP_SCRIPT, READ_TAGS_SCRIPT
 from resilience.cache.outage import outage_for
 from resilience.cache.stats import flush_stats, read_stats, record_stat
+from resilience.monitoring import profiler
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class CacheService:
         self.replay()
 
     # --- entries ----------------------------------------------------------
+    @profiler.cache_read  # monitoring: cache time per request
     def _load(self, namespace: str, key: str, tags: tuple[str, ...]) -> tuple[Entry | None, tuple[int, ...]] | None:
         """One round trip (one MGET): the entry and the current versions of its tags."""
         client = self.usable_client()

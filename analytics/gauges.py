@@ -1,0 +1,39 @@
+"""Business gauges for /metrics and the monitoring pages, registered from
+AnalyticsConfig.ready(): read from the daily rollups, so each is one indexed
+aggregate (the collector caches them for 15 s per process)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Sum
+
+from analytics.forms import local_today
+from analytics.models import DailyRollup
+from resilience.monitoring.collector import register_gauge
+
+ACTIVE_DAYS = 30
+
+
+def calls_processed_today() -> float:
+    totals = DailyRollup.objects.filter(day=local_today()).aggregate(completed=Sum("completed"), failed=Sum("failed"))
+    return float((totals["completed"] or 0) + (totals["failed"] or 0))
+
+
+def calls_failed_today() -> float:
+    return float(DailyRollup.objects.filter(day=local_today()).aggregate(n=Sum("failed"))["n"] or 0)
+
+
+def active_organizations() -> float:
+    since = local_today() - timedelta(days=ACTIVE_DAYS - 1)
+    return float(DailyRollup.objects.filter(day__gte=since).values("organization").distinct().count())
+
+
+def register() -> None:
+    register_gauge(
+        "calls_processed_today", "Calls that finished the pipeline today (completed or failed).", calls_processed_today
+    )
+    register_gauge("calls_failed_today", "Calls whose pipeline failed today.", calls_failed_today)
+    register_gauge(
+        "active_organizations", f"Organizations with calls in the last {ACTIVE_DAYS} days.", active_organizations
+    )
