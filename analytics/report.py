@@ -14,6 +14,7 @@ return equal results.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -36,6 +37,7 @@ from analytics.models import (
 )
 from analytics.rollups import (
     MEASURE_FIELDS,
+    SENTIMENT_EDGES,
     TopicQuery,
     call_measures,
     day_bounds,
@@ -47,7 +49,7 @@ from analytics.rollups import (
     topic_source_sql,
     with_local_time,
 )
-from calls.models import Call
+from calls.models import NAMED_OUTCOMES, Call, outcome_name, outcome_value
 from calls.tenancy.models import Organization
 from resilience.cache import cache_service
 
@@ -55,18 +57,12 @@ Source = Literal["rollup", "raw"]
 
 MAX_RANGE_DAYS = 366
 TOP_TOPICS = 8
-OUTCOMES = [
-    ("won", "Won"),
-    ("lost", "Lost"),
-    ("follow_up", "Follow-up"),
-    ("no_decision", "No decision"),
-    ("unknown", "Unknown"),
-]
-# The database stores "unknown" as the empty string.
-OUTCOME_DB = {"unknown": ""}
-OUTCOME_NAME = {"": "unknown"}
 SENTIMENT_LABELS = ["Very negative", "Negative", "Neutral", "Positive", "Very positive"]
-SENTIMENT_RANGES = ["< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.6", ">= 0.6"]
+SENTIMENT_RANGES = [
+    f"< {SENTIMENT_EDGES[0]}",
+    *(f"{low} to {high}" for low, high in itertools.pairwise(SENTIMENT_EDGES)),
+    f">= {SENTIMENT_EDGES[-1]}",
+]
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 LEADERBOARD_SORTS = {"calls", "score", "talk_ratio", "win_rate", "talk_time", "name"}
 FOUR = Decimal("0.0001")
@@ -98,7 +94,7 @@ class AnalyticsParams:
 
     @property
     def outcome_db(self) -> str | None:
-        return None if self.outcome is None else OUTCOME_DB.get(self.outcome, self.outcome)
+        return None if self.outcome is None else outcome_value(self.outcome)
 
     def cache_key(self) -> str:
         """Identifies the result for one organization (the caller adds the organization)."""
@@ -351,7 +347,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
     per_day: dict[date, Totals] = {day: Totals() for day in days}
     heatmap = [[0] * 24 for _ in WEEKDAYS]
     for row in daily_rows:
-        outcome = OUTCOME_NAME.get(row["outcome"], row["outcome"])
+        outcome = outcome_name(row["outcome"])
         if row["day"] is None:
             previous.add(row, outcome)
             continue
@@ -361,7 +357,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
         for hour, name in HOUR_FIELDS:
             cells[hour] += row[name]
 
-    outcome_keys = [key for key, _ in OUTCOMES]
+    outcome_keys = [key for key, _ in NAMED_OUTCOMES]
     calls_per_day, score_trend, sentiment_trend = [], [], []
     for day in days:
         totals = per_day[day]
@@ -412,7 +408,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
         },
         "filters": {"rep": params.rep_id, "outcome": params.outcome, "sort": params.sort},
         "kpis": _kpi_list(current.kpis(), previous.kpis()),
-        "outcomes": [{"key": key, "label": label} for key, label in OUTCOMES],
+        "outcomes": [{"key": key, "label": label} for key, label in NAMED_OUTCOMES],
         "calls_per_day": calls_per_day,
         "score_trend": score_trend,
         "sentiment_trend": sentiment_trend,

@@ -58,22 +58,18 @@ from django.urls import path  # noqa: E402
 
 import calliq.urls  # noqa: E402
 from calls import views  # noqa: E402
-from calls.listing import (  # noqa: E402
-    AFTER,
-    CSV_FIELDS,
-    CallFilters,
-    CallPage,
-    Position,
+from calls.export import CSV_FIELDS  # noqa: E402
+from calls.filters import CallFilters  # noqa: E402
+from calls.forms import parse_listing  # noqa: E402
+from calls.keyset import AFTER, CallPage, Position, encode_cursor, keyset_rows  # noqa: E402
+from calls.models import Call  # noqa: E402
+from calls.selection import (  # noqa: E402
     TablePage,
     Total,
-    encode_cursor,
-    keyset_rows,
-    parse_listing,
     select_all_matching,
     table_summary,
     with_selection_flag,
 )
-from calls.models import Call  # noqa: E402
 from calls.tenancy.decorators import organization_required  # noqa: E402
 from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import CacheService  # noqa: E402

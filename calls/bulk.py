@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from calls.events import affected_range, announce_bulk_change
-from calls.listing import clear_selection, selected_calls
 from calls.models import Call
+from calls.selection import clear_selection, selected_calls
 from calls.tenancy.models import Organization
 
 DELETE_CHUNK = 1000

@@ -72,13 +72,8 @@ class CallQuerySet(models.QuerySet):
         return self.filter(started_at__gte=start, started_at__lt=end)
 
     def filtered(self, filters: CallFilterLike) -> Self:
-        """Apply the dashboard's filters (calls.listing.CallFilters)."""
+        """Apply the dashboard's filters (calls.filters.CallFilters)."""
         return self.filter(filters.to_q())
-
-    def matching_search(self, text: str) -> Self:
-        """Calls whose title, customer name or company contain `text`, ignoring case.
-        On PostgreSQL the trigram index call_search_trgm serves this."""
-        return self.filter(SearchContains(text)) if text else self
 
     def for_table(self) -> Self:
         """The columns the dashboard shows, with the rep's name joined in the same
@@ -105,6 +100,55 @@ class CallOutcome(models.TextChoices):
     LOST = "lost", "Lost"
     FOLLOW_UP = "follow_up", "Follow-up"
     NO_DECISION = "no_decision", "No decision"
+
+
+# The unknown outcome is stored as "" (so a blank form field means it) and
+# named "unknown" wherever it travels as a word: URLs, the API, analytics.
+OUTCOME_UNKNOWN = "unknown"
+
+
+def outcome_name(value: str) -> str:
+    """The stored outcome as it is named outside the database: "" → "unknown"."""
+    return value or OUTCOME_UNKNOWN
+
+
+def outcome_value(name: str) -> str:
+    """The inverse of outcome_name: "unknown" → ""."""
+    return "" if name == OUTCOME_UNKNOWN else name
+
+
+# Every outcome by name with its label, unknown last: the filters' choices and analytics' series.
+NAMED_OUTCOMES: list[tuple[str, str]] = [
+    *((value, label) for value, label in CallOutcome.choices if value),
+    (OUTCOME_UNKNOWN, str(CallOutcome.UNKNOWN.label)),
+]
+
+
+# Sentiment runs from -1 to 1. The neutral band is [-NEUTRAL_SENTIMENT,
+# NEUTRAL_SENTIMENT): below it a call reads as negative, at or above it as
+# positive. The dashboard's filter, the sentiment words on the pages and the
+# analytics distribution's middle bucket all use these edges.
+NEUTRAL_SENTIMENT = 0.2
+SENTIMENTS = ("positive", "neutral", "negative")
+
+
+def sentiment_band(value: float) -> str:
+    if value >= NEUTRAL_SENTIMENT:
+        return "positive"
+    if value < -NEUTRAL_SENTIMENT:
+        return "negative"
+    return "neutral"
+
+
+def sentiment_band_q(band: str, field: str = "sentiment") -> Q:
+    """The rows whose `field` falls in `band` (one of SENTIMENTS)."""
+    if band == "positive":
+        return Q(**{f"{field}__gte": NEUTRAL_SENTIMENT})
+    if band == "negative":
+        return Q(**{f"{field}__lt": -NEUTRAL_SENTIMENT})
+    if band == "neutral":
+        return Q(**{f"{field}__gte": -NEUTRAL_SENTIMENT, f"{field}__lt": NEUTRAL_SENTIMENT})
+    raise ValueError(band)
 
 
 class Call(models.Model):
@@ -170,10 +214,6 @@ class Call(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("calls:detail", args=[self.pk])
-
-    @property
-    def is_analysed(self) -> bool:
-        return self.score is not None
 
     @property
     def is_delayed(self) -> bool:

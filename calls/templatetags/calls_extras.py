@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from calls.listing import SENTIMENT_THRESHOLD
+from calls.models import sentiment_band
 
 register = template.Library()
 
@@ -27,13 +27,7 @@ def timestamp_ms(milliseconds: int | None) -> str:
 
 @register.filter
 def sentiment_word(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= SENTIMENT_THRESHOLD:
-        return "positive"
-    if value <= -SENTIMENT_THRESHOLD:
-        return "negative"
-    return "neutral"
+    return "—" if value is None else sentiment_band(value)
 
 
 @register.filter

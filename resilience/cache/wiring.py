@@ -14,8 +14,8 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
 from calls.events import calls_bulk_changed
-from calls.listing import selection_changed
 from calls.models import Call, CallAnalysis, Transcript
+from calls.selection import selection_changed
 from calls.tenancy.models import Membership, Organization
 from resilience.cache.service import invalidate_tags, user_tag
 

@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 
 from calls.events import calls_bulk_changed
-from calls.listing import Total as ListingTotal
-from calls.listing import filters_from_querystring as parse_filters
-from calls.listing import select_all_matching, set_calls_selected
+from calls.forms import filters_from_querystring as parse_filters
 from calls.models import Call, CallSelection, SelectionItem
+from calls.selection import Total as ListingTotal
+from calls.selection import select_all_matching, set_calls_selected
 from calls.tenancy.models import Membership
 from tests import factories
 from tests.calls.helpers import bulk_calls

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from calls.listing import selected_calls
 from calls.models import CallSelection, SelectionItem
+from calls.selection import selected_calls
 from tests import factories
 from tests.calls.helpers import bulk_calls
 
@@ -162,7 +162,7 @@ def test_a_selection_belongs_to_one_organization(member, org, other_org, many_ca
 def test_every_selection_change_is_announced_for_the_cache(
     signed_in, org, member, many_calls, django_capture_on_commit_callbacks
 ):
-    from calls.listing import selection_changed
+    from calls.selection import selection_changed
 
     received = []
 

@@ -11,7 +11,8 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calls.listing import BEFORE, Position, Sort, encode_cursor
+from calls.filters import Sort
+from calls.keyset import BEFORE, Position, encode_cursor
 from calls.models import Call
 from tests import factories
 from tests.calls.helpers import bulk_calls
