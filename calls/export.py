@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 from django.db.models import QuerySet
@@ -51,12 +52,28 @@ class _Echo:
         return value
 
 
+# OWASP "CSV injection": a cell a spreadsheet reads as a formula starts with
+# one of these (after blanks, which spreadsheets skip), or with a tab or CR.
+FORMULA_STARTS = ("=", "+", "-", "@")
+# A separator some spreadsheet may split a cell on (its locale's list separator,
+# "text to columns"), then blanks, then a formula start: that piece would be a
+# formula cell of its own, so it gets the quote too.
+SPLIT_FORMULA = re.compile(r"([,;\t|\r\n] *)([=+\-@])")
+
+
 def csv_safe(value: object) -> object:
-    # A cell starting with = + - @ is a formula to spreadsheet apps; customer
-    # names are typed by people, so neutralise it (OWASP "CSV injection").
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Text typed by people (titles, customer names) made inert in a spreadsheet:
+    a quote goes before a leading formula character (or a leading tab/CR) and
+    before each formula character that follows a separator.
+
+    Only text is touched: our own numbers (a negative sentiment such as -0.4)
+    are written unchanged, while a title "-0.4" is text and gets the quote,
+    since text is where an attacker's "-1+cmd|..." would come from."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in ("\t", "\r") or value.lstrip()[:1] in FORMULA_STARTS:
+        value = "'" + value
+    return SPLIT_FORMULA.sub(r"\1'\2", value)
 
 
 def export_csv_lines(calls: QuerySet[Call]) -> Iterator[str]:
