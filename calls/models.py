@@ -272,7 +272,9 @@ class CallSelection(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="call_selections")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="call_selections")
     all_matching = models.BooleanField(default=False)
-    filter_query = models.CharField(max_length=2000, blank=True, help_text="The filter's query string (all_matching).")
+    # Text, not a bounded CharField: any filter the form accepts must fit (the
+    # search text alone may be 200 characters, percent-encoded to 1,800).
+    filter_query = models.TextField(blank=True, help_text="The filter's canonical query string (all_matching).")
     matching_count = models.PositiveIntegerField(null=True, blank=True, help_text="Matches when it was selected.")
     matching_estimated = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)

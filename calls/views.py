@@ -36,7 +36,6 @@ from calls.forms import (
     BulkOutcomeForm,
     CallListForm,
     CallUploadForm,
-    filters_from_querystring,
     parse_listing,
 )
 from calls.keyset import BEFORE, InvalidCursor, decode_cursor
@@ -215,7 +214,12 @@ def selection_update(request: OrgRequest) -> HttpResponse:
         calls_selection.set_calls_selected(org, user, page_ids, selected=True)
         event = {"check": page_ids}
     elif action == "all":
-        filters = filters_from_querystring(request.POST.get("filters", ""))
+        # Stored as its canonical query string (repeats dropped, fixed order); a
+        # filter with invalid values is refused rather than widened to "everything".
+        stored = parse_listing(QueryDict(request.POST.get("filters", "")))
+        if stored.errors:
+            return HttpResponseBadRequest("The filter to select by is not valid; reload the page and try again.")
+        filters = stored.filters
         total = calls_selection.matching_total(org, user, filters)
         calls_selection.select_all_matching(org, user, filters, total)
         event = {"all": True}
