@@ -17,7 +17,8 @@ from resilience.breaker.policy import get_policy
 from resilience.models import BreakerEvent
 from resilience.providers.errors import ProviderClientError, ProviderServerError
 from resilience.providers.openai import OpenAIClient
-from tests.resilience.breaker_support import free_port, set_policy
+from tests.private_redis import free_port
+from tests.resilience.breaker_support import set_policy
 
 COMPLETION = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "pricing"}]}
 

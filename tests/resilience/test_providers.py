@@ -20,7 +20,7 @@ from resilience.providers.errors import (
 from resilience.providers.openai import OpenAIClient, parse_analysis
 from resilience.providers.paddle import PaddleClient, WebhookSignatureError, sign_webhook, verify_webhook_signature
 from resilience.providers.resend import ResendClient
-from tests.resilience.breaker_support import free_port
+from tests.private_redis import free_port
 
 
 def test_assemblyai_uploads_creates_and_reads_a_transcript_with_speakers(db, simulator):
