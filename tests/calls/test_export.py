@@ -20,12 +20,6 @@ from tests.calls.helpers import bulk_calls
 
 
 @pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
 def many_calls(org, member):
     return bulk_calls(
         org, [{"title": f"Exported {n:02d}", "score": n, "rep": member.user, "outcome": ""} for n in range(40)]

@@ -19,12 +19,6 @@ HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
 def many_calls(org):
     return bulk_calls(org, [{"title": f"Selectable {n:02d}", "score": n} for n in range(60)])
 

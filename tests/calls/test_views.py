@@ -23,12 +23,6 @@ MIDDLEWARE_TABLES = ("django_session", "auth_user", "calls_membership")
 
 
 @pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
 def sixty_calls(org, member):
     return bulk_calls(org, [{"title": f"Numbered call {n:02d}", "rep": member.user} for n in range(60)])
 
