@@ -23,12 +23,6 @@ def local_today() -> date:
     return timezone.localtime(timezone.now(), local_tz()).date()
 
 
-def default_ranges(today: date | None = None) -> list[AnalyticsParams]:
-    """What the page shows for ?days=7, 30 and 90 with no filter: the entries a cache warmer fills."""
-    last = today or local_today()
-    return [AnalyticsParams(first=last - timedelta(days=int(days) - 1), last=last) for days, _ in RANGE_CHOICES[:3]]
-
-
 def org_reps(organization: Organization) -> list[tuple[int, str]]:
     """(user id, name) of the organization's members: who the rep filter accepts."""
     members = (
