@@ -221,7 +221,6 @@ PROVIDERS = {
     "paddle": {
         "base_url": os.environ.get("PADDLE_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/paddle"),
         "api_key": os.environ.get("PADDLE_API_KEY", "sim-paddle-key"),
-        "webhook_secret": os.environ.get("PADDLE_WEBHOOK_SECRET", "sim-paddle-webhook-secret"),
     },
     "resend": {
         "base_url": os.environ.get("RESEND_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/resend"),

@@ -340,20 +340,3 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
-
-
-class Subscription(models.Model):
-    """An organization's Paddle subscription as last read from Paddle: billing
-    reads this when Paddle cannot be reached."""
-
-    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="subscription")
-    paddle_subscription_id = models.CharField(max_length=64, unique=True)
-    paddle_customer_id = models.CharField(max_length=64, blank=True)
-    plan = models.CharField(max_length=40, default="starter")
-    status = models.CharField(max_length=20, default="active")
-    seats = models.PositiveIntegerField(default=0)
-    current_period_ends_at = models.DateTimeField(null=True, blank=True)
-    synced_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.organization}: {self.plan} ({self.status})"
