@@ -36,7 +36,7 @@ from redis.retry import Retry
 from resilience.breaker import events
 from resilience.breaker.policy import Policy, ensure_policy_row, forget_policies, get_policy
 from resilience.breaker.store import LocalStore, RedisStore, Reply, Snapshot
-from resilience.providers.errors import ProviderError
+from resilience.errors import ProviderError
 
 logger = logging.getLogger("calliq.resilience.breaker")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
+from resilience.errors import ProviderBadResponse
 from resilience.providers.base import ProviderClient, require
-from resilience.providers.errors import ProviderBadResponse
 
 
 class TranscriptNotReady(Exception):

@@ -14,8 +14,8 @@ from django.test import override_settings
 
 from resilience.breaker import CircuitOpenError, breaker, register_alert_hook, unregister_alert_hook
 from resilience.breaker.policy import get_policy
+from resilience.errors import ProviderClientError, ProviderServerError
 from resilience.models import BreakerEvent
-from resilience.providers.errors import ProviderClientError, ProviderServerError
 from resilience.providers.openai import OpenAIClient
 from tests.private_redis import free_port
 from tests.resilience.breaker_support import set_policy
@@ -360,7 +360,7 @@ def test_a_policy_change_reaches_the_process_within_the_policy_ttl(db, fast_poli
 
 def test_unknown_errors_of_the_protected_function_count_and_timeouts_can_be_ignored(db, fast_policy):
     set_policy("paddle", count_timeouts=False, failure_threshold=1, open_seconds=60)
-    from resilience.providers.errors import ProviderTimeout
+    from resilience.errors import ProviderTimeout
 
     with pytest.raises(ProviderTimeout):
         breaker("paddle").call(lambda: (_ for _ in ()).throw(ProviderTimeout("paddle", "slow")))

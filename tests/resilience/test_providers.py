@@ -8,14 +8,14 @@ import json
 import pytest
 
 from resilience.breaker import breaker
-from resilience.providers.assemblyai import AssemblyAIClient, utterances_from
-from resilience.providers.base import parse_retry_after
-from resilience.providers.errors import (
+from resilience.errors import (
     ProviderBadResponse,
     ProviderClientError,
     ProviderConnectionError,
     ProviderTimeout,
 )
+from resilience.providers.assemblyai import AssemblyAIClient, utterances_from
+from resilience.providers.base import parse_retry_after
 from resilience.providers.openai import OpenAIClient, parse_analysis
 from resilience.providers.paddle import PaddleClient
 from resilience.providers.resend import ResendClient
