@@ -178,12 +178,14 @@ def reps(org, member):
     return [member.user, factories.make_membership(org).user]
 
 
+@pytest.mark.sqlite
 @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_rollups_equal_raw_aggregation_after_any_changes(org, other_org, reps, django_capture_on_commit_callbacks, ops):
     _run(org, other_org, reps, ops, django_capture_on_commit_callbacks)
 
 
+@pytest.mark.sqlite
 @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_rollups_equal_raw_aggregation_with_local_days_across_daylight_saving(

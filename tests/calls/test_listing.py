@@ -85,6 +85,7 @@ def test_the_first_page_says_there_is_no_previous_and_the_last_no_next(org, tied
     assert len(last.rows) == 10
 
 
+@pytest.mark.sqlite
 @settings(
     max_examples=30,
     deadline=None,

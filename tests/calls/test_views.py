@@ -227,6 +227,7 @@ QUERY_PARAMS = ["q", "status", "outcome", "rep", "started_from", "started_to", "
 QUERY_PARAMS += ["sentiment", "sort", "size", "mode", "cursor", "fragment"]
 
 
+@pytest.mark.sqlite
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     params=st.dictionaries(
