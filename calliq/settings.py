@@ -182,7 +182,7 @@ if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
         "task": "resilience.cache.warm",
         "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
     }
-# Analytics rollups: repair the recent days often, rebuild everything nightly (both idempotent).
+# Analytics rollups: repair the recent days often, rebuild everything every 24 h from beat start (both idempotent).
 CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
     "task": "analytics.tasks.repair_recent_rollups",
     "schedule": 15 * 60,
