@@ -154,7 +154,13 @@ def keyset_rows(queryset: QuerySet[Call], sort: Sort, position: Position | None,
         return list(rows.order_by(*order)[:limit])
 
     present = queryset.filter(**{f"{column}__isnull": False}).order_by(*order)
-    missing = queryset.filter(**{f"{column}__isnull": True}).order_by("-id" if descending else "id")
+    # Ordered by (column, id) although the column is NULL throughout: the same
+    # order as by id alone, but spelled as the (organization, [filter,] column,
+    # id) indexes store it, so the planner reads the NULL range of one of them.
+    # Ordered by id alone it may walk the primary key instead, betting that
+    # matching rows come early, and read every call when none match (a
+    # status=completed or outcome=won filter has no unscored calls at all).
+    missing = queryset.filter(**{f"{column}__isnull": True}).order_by(*order)
     if position is None or position.is_end:
         segments = [present, missing] if not backward else [missing, present]
     elif position.value is None:

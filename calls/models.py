@@ -189,6 +189,16 @@ class Call(models.Model):
             models.Index(fields=["organization", "duration_seconds", "id"], name="call_org_duration_id"),
             models.Index(fields=["organization", "score", "id"], name="call_org_score_id"),
             models.Index(fields=["organization", "sentiment", "id"], name="call_org_sentiment_id"),
+            # A status or outcome filter under a score or sentiment sort: those
+            # filters decide whether a call has a score at all (only completed
+            # calls are analysed), so on the indexes above one of the two
+            # segments (scored, unscored) holds no match and the walk would read
+            # the whole index to learn that. With the filter's column first,
+            # each segment is a range of its own, empty or not.
+            models.Index(fields=["organization", "status", "score", "id"], name="call_org_status_score_id"),
+            models.Index(fields=["organization", "status", "sentiment", "id"], name="call_org_status_sentiment_id"),
+            models.Index(fields=["organization", "outcome", "score", "id"], name="call_org_outcome_score_id"),
+            models.Index(fields=["organization", "outcome", "sentiment", "id"], name="call_org_outcome_sentiment_id"),
             # Analytics: per-rep aggregations over a date range.
             models.Index(fields=["organization", "rep", "started_at"], name="call_org_rep_started"),
             models.Index(fields=["organization", "status", "started_at"], name="call_org_status_started"),
