@@ -1,5 +1,5 @@
 # Each target prints what it does. `make run` and `make test` do all their own set-up.
-.PHONY: run run-https test lint format bench seed-million
+.PHONY: run run-https test lint format bench
 
 run:  ## Run the app: .venv, port checks, migrations, demo data, then the Procfile under honcho (gunicorn, simulator, Celery worker and beat)
 	bash scripts/run.sh
@@ -16,5 +16,5 @@ lint:
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-bench:  ## Benchmarks at a million calls (PostgreSQL); see bench/README.md
+bench:  ## Benchmarks at a million calls (PostgreSQL); see "Benchmarks" in README.md
 	bash bench/run.sh

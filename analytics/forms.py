@@ -9,9 +9,10 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
-from analytics.report import LEADERBOARD_SORTS, MAX_RANGE_DAYS, OUTCOMES, AnalyticsParams
+from analytics.report import LEADERBOARD_SORTS, MAX_RANGE_DAYS, AnalyticsParams
 from analytics.rollups import local_tz
 from calls.forms import check_year
+from calls.models import NAMED_OUTCOMES
 from calls.tenancy.models import Membership, Organization
 
 RANGE_CHOICES = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "Custom range")]
@@ -21,12 +22,6 @@ SORT_CHOICES = [(f"{sign}{key}", f"{sign}{key}") for key in sorted(LEADERBOARD_S
 
 def local_today() -> date:
     return timezone.localtime(timezone.now(), local_tz()).date()
-
-
-def default_ranges(today: date | None = None) -> list[AnalyticsParams]:
-    """What the page shows for ?days=7, 30 and 90 with no filter: the entries a cache warmer fills."""
-    last = today or local_today()
-    return [AnalyticsParams(first=last - timedelta(days=int(days) - 1), last=last) for days, _ in RANGE_CHOICES[:3]]
 
 
 def org_reps(organization: Organization) -> list[tuple[int, str]]:
@@ -42,7 +37,7 @@ def org_reps(organization: Organization) -> list[tuple[int, str]]:
 class AnalyticsForm(forms.Form):
     days = forms.ChoiceField(choices=RANGE_CHOICES, required=False, label="Range")
     rep = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Rep")
-    outcome = forms.ChoiceField(choices=[("", "All outcomes"), *OUTCOMES], required=False, label="Outcome")
+    outcome = forms.ChoiceField(choices=[("", "All outcomes"), *NAMED_OUTCOMES], required=False, label="Outcome")
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, widget=forms.HiddenInput)
 
     def __init__(self, data: QueryDict, *, organization: Organization, **kwargs: object) -> None:

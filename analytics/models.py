@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from calls.models import outcome_name
 from calls.tenancy.models import Organization
 
 HOURS = range(24)
@@ -104,7 +105,7 @@ class DailyRollup(Measures):
         indexes = [models.Index(fields=["organization", "rep", "day"], name="dailyrollup_org_rep_day")]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.day} rep={self.rep_id} {self.outcome or 'unknown'}: {self.calls}"
+        return f"{self.organization_id} {self.day} rep={self.rep_id} {outcome_name(self.outcome)}: {self.calls}"
 
 
 class OrgDailyRollup(Measures):
@@ -123,7 +124,7 @@ class OrgDailyRollup(Measures):
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.day} {self.outcome or 'unknown'}: {self.calls}"
+        return f"{self.organization_id} {self.day} {outcome_name(self.outcome)}: {self.calls}"
 
 
 class TopicRollup(models.Model):

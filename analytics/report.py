@@ -5,23 +5,24 @@ and the weekday-by-hour heatmap.
 
 `comprehensive_analytics(organization, params)` is the one function the page
 and the API call; its result is plain JSON-ready data (str, int, float, None,
-lists, dicts), so it can be cached as it is. It reads the daily rollups
-(`source="rollup"`, four queries whatever the number of calls) or aggregates
-the calls directly (`source="raw"`, the reference the rollups are tested and
-benchmarked against); both run the same arithmetic on exact sums, so they
-return equal results.
+lists, dicts), so it can be cached as it is. It reads the daily rollups (four
+queries whatever the number of calls). `build_report` does the arithmetic on
+exact sums from any source of the same rows; the tests and benchmarks feed it
+raw aggregation over the calls (tests/analytics/raw_reference.py), the
+reference the rollups must equal.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import Any
 
-from django.db import connection
-from django.db.models import BigIntegerField, Case, Count, DateField, F, Q, QuerySet, Sum, Value, When
+from django.db.models import BigIntegerField, Case, DateField, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from analytics.models import (
@@ -36,37 +37,21 @@ from analytics.models import (
 )
 from analytics.rollups import (
     MEASURE_FIELDS,
-    TopicQuery,
-    call_measures,
-    day_bounds,
-    exact_sum,
-    int_sum,
-    local_day_sql,
-    python_topic_rows,
+    SENTIMENT_EDGES,
     rollup_measures,
-    topic_source_sql,
-    with_local_time,
 )
-from calls.models import Call
+from calls.models import NAMED_OUTCOMES, outcome_name, outcome_value
 from calls.tenancy.models import Organization
 from resilience.cache import cache_service
 
-Source = Literal["rollup", "raw"]
-
 MAX_RANGE_DAYS = 366
 TOP_TOPICS = 8
-OUTCOMES = [
-    ("won", "Won"),
-    ("lost", "Lost"),
-    ("follow_up", "Follow-up"),
-    ("no_decision", "No decision"),
-    ("unknown", "Unknown"),
-]
-# The database stores "unknown" as the empty string.
-OUTCOME_DB = {"unknown": ""}
-OUTCOME_NAME = {"": "unknown"}
 SENTIMENT_LABELS = ["Very negative", "Negative", "Neutral", "Positive", "Very positive"]
-SENTIMENT_RANGES = ["< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.6", ">= 0.6"]
+SENTIMENT_RANGES = [
+    f"< {SENTIMENT_EDGES[0]}",
+    *(f"{low} to {high}" for low, high in itertools.pairwise(SENTIMENT_EDGES)),
+    f">= {SENTIMENT_EDGES[-1]}",
+]
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 LEADERBOARD_SORTS = {"calls", "score", "talk_ratio", "win_rate", "talk_time", "name"}
 FOUR = Decimal("0.0001")
@@ -98,7 +83,7 @@ class AnalyticsParams:
 
     @property
     def outcome_db(self) -> str | None:
-        return None if self.outcome is None else OUTCOME_DB.get(self.outcome, self.outcome)
+        return None if self.outcome is None else outcome_value(self.outcome)
 
     def cache_key(self) -> str:
         """Identifies the result for one organization (the caller adds the organization)."""
@@ -180,10 +165,11 @@ def _kpi_list(current: dict, previous: dict) -> list[dict]:
     return kpis
 
 
-# --- Fetching: rollup and raw paths return the same row shapes ---------------------------
+# --- Fetching from the rollups -------------------------------------------------------------
 
 
-def _filtered(rows: QuerySet, params: AnalyticsParams) -> QuerySet:
+def filtered_rows(rows: QuerySet, params: AnalyticsParams) -> QuerySet:
+    """Rows (rollups or calls alike) narrowed to the params' rep and outcome."""
     if params.rep_id is not None:
         rows = rows.filter(rep_id=params.rep_id)
     if params.outcome is not None:
@@ -191,57 +177,43 @@ def _filtered(rows: QuerySet, params: AnalyticsParams) -> QuerySet:
     return rows
 
 
-def _daily_rows(organization: Organization, params: AnalyticsParams, source: Source) -> list[dict]:
-    """Rows of (day, outcome, every measure): per day in the current period, and
-    with day None for the whole previous period (only its totals are shown)."""
-    if source == "rollup":
-        # The per-organization table unless filtering by rep: 12x fewer rows with twelve reps.
-        table = OrgDailyRollup if params.rep_id is None else DailyRollup
-        rows = table.objects.filter(organization=organization, day__gte=params.previous_first, day__lte=params.last)
-        period_day = Case(When(day__lt=params.first, then=Value(None)), default=F("day"), output_field=DateField())
-        grouped = _filtered(rows, params).annotate(period_day=period_day).values("period_day", "outcome")
-        return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**rollup_measures()).order_by()]
-    start, end = day_bounds(params.previous_first, params.last)
-    calls = _filtered(Call.objects.for_org(organization).started_between(start, end), params)
-    start_of_current = day_bounds(params.first, params.first)[0]
-    period_day = Case(
-        When(started_at__lt=start_of_current, then=Value(None)), default=F("local_day"), output_field=DateField()
-    )
-    grouped = with_local_time(calls).annotate(period_day=period_day).values("period_day", "outcome")
-    return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**call_measures()).order_by()]
+@dataclass(frozen=True)
+class Fetchers:
+    """Where build_report gets its rows. Any source must return the same row
+    shapes: the rollups here, raw aggregation over calls in the tests' and
+    benchmarks' reference (tests/analytics/raw_reference.py)."""
 
-
-def _leader_measures(*, from_rollups: bool) -> dict[str, object]:
-    if from_rollups:  # re-sum the stored sums
-        won = Coalesce(Sum("calls", filter=Q(outcome="won")), Value(0), output_field=BigIntegerField())
-        lost = Coalesce(Sum("calls", filter=Q(outcome="lost")), Value(0), output_field=BigIntegerField())
-        names = ["calls", "duration_sum", "score_sum", "score_count", "talk_ratio_sum", "talk_ratio_count"]
-        # won/lost first: once "calls" is an annotation, Sum("calls") would mean the aggregate.
-        return {"won": won, "lost": lost} | {n: Sum(n) for n in names}
-    return {
-        "calls": Count("id"),
-        "duration_sum": int_sum("duration_seconds"),
-        "score_sum": int_sum("score"),
-        "score_count": Count("score"),
-        "talk_ratio_sum": exact_sum("talk_ratio"),
-        "talk_ratio_count": Count("talk_ratio"),
-        "won": Count("id", filter=Q(outcome="won")),
-        "lost": Count("id", filter=Q(outcome="lost")),
-    }
+    # (organization, params) → rows of day (None for the previous period), outcome, every measure.
+    daily_rows: Callable[[Organization, AnalyticsParams], list[dict]]
+    # (organization, params) → per rep: REP_NAME_FIELDS, LEADER_MEASURES' sums, won, lost.
+    leader_rows: Callable[[Organization, AnalyticsParams], list[dict]]
+    # (organization, params) → (topic, current calls, previous calls) of the top topics.
+    topic_totals: Callable[[Organization, AnalyticsParams], list[tuple]]
+    # (organization, params, topics) → (day, topic, calls) in the current period.
+    topic_daily: Callable[[Organization, AnalyticsParams, list[str]], list[tuple[date, str, int]]]
 
 
 REP_NAME_FIELDS = ("rep_id", "rep__first_name", "rep__last_name", "rep__username")
+LEADER_MEASURES = ("calls", "duration_sum", "score_sum", "score_count", "talk_ratio_sum", "talk_ratio_count")
 
 
-def _leader_rows(organization: Organization, params: AnalyticsParams, source: Source) -> list[dict]:
-    if source == "rollup":
-        rows = DailyRollup.objects.filter(organization=organization, day__gte=params.first, day__lte=params.last)
-        return list(
-            _filtered(rows, params).values(*REP_NAME_FIELDS).annotate(**_leader_measures(from_rollups=True)).order_by()
-        )
-    start, end = day_bounds(params.first, params.last)
-    calls = _filtered(Call.objects.for_org(organization).started_between(start, end), params)
-    return list(calls.values(*REP_NAME_FIELDS).annotate(**_leader_measures(from_rollups=False)).order_by())
+def _daily_rows(organization: Organization, params: AnalyticsParams) -> list[dict]:
+    # The per-organization table unless filtering by rep: 12x fewer rows with twelve reps.
+    table = OrgDailyRollup if params.rep_id is None else DailyRollup
+    rows = table.objects.filter(organization=organization, day__gte=params.previous_first, day__lte=params.last)
+    period_day = Case(When(day__lt=params.first, then=Value(None)), default=F("day"), output_field=DateField())
+    grouped = filtered_rows(rows, params).annotate(period_day=period_day).values("period_day", "outcome")
+    return [{"day": row.pop("period_day"), **row} for row in grouped.annotate(**rollup_measures()).order_by()]
+
+
+def _leader_rows(organization: Organization, params: AnalyticsParams) -> list[dict]:
+    # Re-sum the stored sums. won/lost first: once "calls" is an annotation,
+    # Sum("calls") would mean the aggregate.
+    won = Coalesce(Sum("calls", filter=Q(outcome="won")), Value(0), output_field=BigIntegerField())
+    lost = Coalesce(Sum("calls", filter=Q(outcome="lost")), Value(0), output_field=BigIntegerField())
+    measures = {"won": won, "lost": lost} | {name: Sum(name) for name in LEADER_MEASURES}
+    rows = DailyRollup.objects.filter(organization=organization, day__gte=params.first, day__lte=params.last)
+    return list(filtered_rows(rows, params).values(*REP_NAME_FIELDS).annotate(**measures).order_by())
 
 
 def _topic_table(params: AnalyticsParams) -> type[TopicRollup] | type[TopicDayRollup]:
@@ -249,62 +221,32 @@ def _topic_table(params: AnalyticsParams) -> type[TopicRollup] | type[TopicDayRo
     return TopicDayRollup if params.rep_id is None else TopicRollup
 
 
-def _topic_totals(organization: Organization, params: AnalyticsParams, source: Source) -> list[tuple]:
-    """(topic, current calls, previous calls) for the top topics of the current period."""
-    if source == "rollup":
-        rows = _filtered(_topic_table(params).objects.filter(organization=organization), params)
-        rows = rows.filter(day__gte=params.previous_first, day__lte=params.last)
-        totals = (
-            rows.values("topic")
-            .annotate(
-                current=Coalesce(Sum("calls", filter=Q(day__gte=params.first)), 0),
-                previous=Coalesce(Sum("calls", filter=Q(day__lt=params.first)), 0),
-            )
-            .filter(current__gt=0)
-            .order_by("-current", "topic")[:TOP_TOPICS]
+def _topic_totals(organization: Organization, params: AnalyticsParams) -> list[tuple]:
+    rows = filtered_rows(_topic_table(params).objects.filter(organization=organization), params)
+    rows = rows.filter(day__gte=params.previous_first, day__lte=params.last)
+    totals = (
+        rows.values("topic")
+        .annotate(
+            current=Coalesce(Sum("calls", filter=Q(day__gte=params.first)), 0),
+            previous=Coalesce(Sum("calls", filter=Q(day__lt=params.first)), 0),
         )
-        return [(r["topic"], r["current"], r["previous"]) for r in totals]
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for day, topic, n in _raw_topic_day_counts(organization, params, params.previous_first):
-        counts[topic][0 if day >= params.first else 1] += n
-    ranked = sorted(((t, c, p) for t, (c, p) in counts.items() if c), key=lambda r: (-r[1], r[0]))
-    return ranked[:TOP_TOPICS]
+        .filter(current__gt=0)
+        .order_by("-current", "topic")[:TOP_TOPICS]
+    )
+    return [(r["topic"], r["current"], r["previous"]) for r in totals]
 
 
-def _raw_topic_day_counts(
-    organization: Organization, params: AnalyticsParams, first: date, topics: list[str] | None = None
-) -> list[tuple[date, str, int]]:
-    start, end = day_bounds(first, params.last)
-    query = TopicQuery(organization.pk, start, end, params.rep_id, params.outcome_db)
-    if connection.vendor != "postgresql":
-        counts: dict[tuple[date, str], int] = defaultdict(int)
-        for day, _rep, _outcome, topic in python_topic_rows(query):
-            if topics is None or topic in topics:
-                counts[day, topic] += 1
-        return [(day, topic, n) for (day, topic), n in counts.items()]
-    source, source_params = topic_source_sql(query)
-    day_sql, day_params = local_day_sql()
-    extra = ""
-    if topics is not None:
-        extra = " AND t.topic = ANY(%s)"
-        source_params = [*source_params, topics]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {day_sql}, t.topic, COUNT(*) {source}{extra} GROUP BY 1, 2", [*day_params, *source_params]
-        )
-        return cursor.fetchall()
-
-
-def _topic_daily(
-    organization: Organization, params: AnalyticsParams, source: Source, topics: list[str]
-) -> list[tuple[date, str, int]]:
+def _topic_daily(organization: Organization, params: AnalyticsParams, topics: list[str]) -> list[tuple[date, str, int]]:
     if not topics:
         return []
-    if source == "raw":
-        return _raw_topic_day_counts(organization, params, params.first, topics)
-    rows = _filtered(_topic_table(params).objects.filter(organization=organization), params)
+    rows = filtered_rows(_topic_table(params).objects.filter(organization=organization), params)
     rows = rows.filter(day__gte=params.first, day__lte=params.last, topic__in=topics)
     return [(r["day"], r["topic"], r["n"]) for r in rows.values("day", "topic").annotate(n=Sum("calls")).order_by()]
+
+
+ROLLUPS = Fetchers(
+    daily_rows=_daily_rows, leader_rows=_leader_rows, topic_totals=_topic_totals, topic_daily=_topic_daily
+)
 
 
 # --- Assembling ------------------------------------------------------------------------------
@@ -343,15 +285,20 @@ def _leaderboard(rows: list[dict], sort: str) -> list[dict]:
     return present + missing
 
 
-def comprehensive_analytics(organization: Organization, params: AnalyticsParams, *, source: Source = "rollup") -> dict:
-    """Everything the analytics page and GET /api/v1/analytics/comprehensive show."""
-    daily_rows = _daily_rows(organization, params, source)
+def comprehensive_analytics(organization: Organization, params: AnalyticsParams) -> dict:
+    """Everything the analytics page and GET /api/v1/analytics/comprehensive show, from the rollups."""
+    return build_report(organization, params, ROLLUPS)
+
+
+def build_report(organization: Organization, params: AnalyticsParams, fetch: Fetchers) -> dict:
+    """The report from the rows `fetch` returns: the same arithmetic on exact sums whatever the source."""
+    daily_rows = fetch.daily_rows(organization, params)
     current, previous = Totals(), Totals()
     days = [params.first + timedelta(days=i) for i in range(params.days)]
     per_day: dict[date, Totals] = {day: Totals() for day in days}
     heatmap = [[0] * 24 for _ in WEEKDAYS]
     for row in daily_rows:
-        outcome = OUTCOME_NAME.get(row["outcome"], row["outcome"])
+        outcome = outcome_name(row["outcome"])
         if row["day"] is None:
             previous.add(row, outcome)
             continue
@@ -361,7 +308,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
         for hour, name in HOUR_FIELDS:
             cells[hour] += row[name]
 
-    outcome_keys = [key for key, _ in OUTCOMES]
+    outcome_keys = [key for key, _ in NAMED_OUTCOMES]
     calls_per_day, score_trend, sentiment_trend = [], [], []
     for day in days:
         totals = per_day[day]
@@ -384,10 +331,10 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
             }
         )
 
-    top = _topic_totals(organization, params, source)
+    top = fetch.topic_totals(organization, params)
     topic_names = [topic for topic, _, _ in top]
     series: dict[str, dict[date, int]] = defaultdict(dict)
-    for day, topic, n in _topic_daily(organization, params, source, topic_names):
+    for day, topic, n in fetch.topic_daily(organization, params, topic_names):
         series[topic][day] = int(n)
     topics = [
         {
@@ -412,7 +359,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
         },
         "filters": {"rep": params.rep_id, "outcome": params.outcome, "sort": params.sort},
         "kpis": _kpi_list(current.kpis(), previous.kpis()),
-        "outcomes": [{"key": key, "label": label} for key, label in OUTCOMES],
+        "outcomes": [{"key": key, "label": label} for key, label in NAMED_OUTCOMES],
         "calls_per_day": calls_per_day,
         "score_trend": score_trend,
         "sentiment_trend": sentiment_trend,
@@ -425,7 +372,7 @@ def comprehensive_analytics(organization: Organization, params: AnalyticsParams,
             }
             for index in range(SENTIMENT_BUCKETS)
         ],
-        "leaderboard": _leaderboard(_leader_rows(organization, params, source), params.sort),
+        "leaderboard": _leaderboard(fetch.leader_rows(organization, params), params.sort),
         "topics": topics,
         "heatmap": {"weekdays": WEEKDAYS, "hours": list(HOURS), "calls": heatmap},
     }

@@ -49,11 +49,11 @@ from analytics.models import (
     bucket_field,
     hour_field,
 )
-from calls.models import Call
+from calls.models import NEUTRAL_SENTIMENT, Call
 from resilience.cache import invalidate_tags
 
 # Upper bounds of the sentiment buckets (the last one is open): see DailyRollup.
-SENTIMENT_EDGES = (-0.6, -0.2, 0.2, 0.6)
+SENTIMENT_EDGES = (-0.6, -NEUTRAL_SENTIMENT, NEUTRAL_SENTIMENT, 0.6)
 MEASURE = DecimalField(max_digits=9, decimal_places=MEASURE_DECIMALS)
 # Namespaces the advisory lock keys (bigint space) so they can't collide with other users of advisory locks.
 LOCK_NAMESPACE = (zlib.crc32(b"calliq.analytics.rollups") & 0x7FFFFFFF) << 32

@@ -13,7 +13,8 @@ from django.views.decorators.vary import vary_on_headers
 from analytics.business import business_metrics
 from analytics.charts import dashboard_charts
 from analytics.forms import RANGE_CHOICES, AnalyticsForm
-from analytics.report import OUTCOMES, cached_comprehensive_analytics
+from analytics.report import cached_comprehensive_analytics
+from calls.models import NAMED_OUTCOMES
 from calls.tenancy.decorators import organization_required
 from calls.tenancy.http import AuthedRequest, OrgRequest
 from resilience.cache import cached_view
@@ -39,7 +40,7 @@ def dashboard(request: OrgRequest) -> HttpResponse:
         "form": form,
         "data": data,
         "charts": charts,
-        "outcomes": OUTCOMES,
+        "outcomes": NAMED_OUTCOMES,
         "ranges": RANGE_CHOICES,
         "time_zone": settings.TIME_ZONE,
     }

@@ -55,6 +55,7 @@ from analytics.rollups import analyze_rollups, day_bounds, local_day, rebuild_ro
 from calls.models import Call  # noqa: E402
 from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import cache_service, invalidate_tags  # noqa: E402
+from tests.analytics.raw_reference import raw_comprehensive_analytics  # noqa: E402
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -166,10 +167,8 @@ def main() -> None:
     # 1. The computation alone: comprehensive_analytics().
     for label, params in cases.items():
         rollup = measure(f"rollups  {label}", lambda p=params: comprehensive_analytics(org, p), args.runs)
-        raw = measure(
-            f"raw      {label}", lambda p=params: comprehensive_analytics(org, p, source="raw"), args.raw_runs, 0
-        )
-        assert comprehensive_analytics(org, params) == comprehensive_analytics(org, params, source="raw")
+        raw = measure(f"raw      {label}", lambda p=params: raw_comprehensive_analytics(org, p), args.raw_runs, 0)
+        assert comprehensive_analytics(org, params) == raw_comprehensive_analytics(org, params)
         table(f"comprehensive_analytics(), {label} (baseline: raw aggregation; results equal)", [raw, rollup], raw)
 
     # 2. The whole page and the API, cold, as a signed-in manager: the
@@ -199,8 +198,7 @@ def main() -> None:
     )
     # The raw baseline: the views' cached_comprehensive_analytics computes via
     # analytics.report.comprehensive_analytics, swapped here for raw aggregation.
-    raw_everywhere = lambda o, p: comprehensive_analytics(o, p, source="raw")  # noqa: E731
-    analytics_report.comprehensive_analytics = raw_everywhere
+    analytics_report.comprehensive_analytics = raw_comprehensive_analytics
     try:
         page_raw = measure(
             "page /analytics/?days=90 via raw", lambda: get(page_url, "MISS"), args.raw_runs, 0, prepare=bump_org

@@ -40,11 +40,11 @@ django.setup()
 import httpx  # noqa: E402
 import pybreaker  # noqa: E402
 import redis  # noqa: E402
-from _private_redis import free_port, start_redis  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from resilience.breaker import breaker, caches_with_breakers_at, reset_process_state  # noqa: E402
 from resilience.providers.simulator import SimulatorControl  # noqa: E402
+from tests.private_redis import free_port, start_redis  # noqa: E402
 
 ROW = "  {:<42} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}"
 

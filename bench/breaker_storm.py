@@ -35,7 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calliq.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("CALLIQ_LOG_LEVEL", "CRITICAL")
 
-from _private_redis import free_port, start_redis  # noqa: E402
+from tests.private_redis import free_port, start_redis  # noqa: E402
 
 THRESHOLD = 5
 STORM = "storm"  # default policy: open for 60 s once 5 failures in a row

@@ -14,6 +14,11 @@ page 1 and for a page DEEP pages down (or the deepest page there is):
 and the same with Django's Paginator (COUNT + OFFSET) rendering the same
 template. p50/p95 over REPEAT runs; ratios = OFFSET time / keyset time.
 
+Then the filter x sort matrix: page 1 and the last page of every filter the
+table offers under every sort, with EXPLAIN ANALYZE of the cells over the bar
+(BENCH_MATRIX=0 skips it; BENCH_CASES=- runs the matrix alone, with
+BENCH_EXPORT=0; BENCH_MATRIX_FILTERS=outcome=won,rep picks filters by label).
+
 The comparison runs with the cache layer OFF (calls:list carries
 @cached_view): with it on, every repeated keyset request would be a cache hit
 and the table would compare Redis against OFFSET. A last section then serves
@@ -29,6 +34,7 @@ import resource
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,22 +64,18 @@ from django.urls import path  # noqa: E402
 
 import calliq.urls  # noqa: E402
 from calls import views  # noqa: E402
-from calls.listing import (  # noqa: E402
-    AFTER,
-    CSV_FIELDS,
-    CallFilters,
-    CallPage,
-    Position,
+from calls.export import CSV_FIELDS  # noqa: E402
+from calls.filters import CallFilters  # noqa: E402
+from calls.forms import parse_listing  # noqa: E402
+from calls.keyset import AFTER, BEFORE, CallPage, Position, encode_cursor, keyset_rows  # noqa: E402
+from calls.models import Call  # noqa: E402
+from calls.selection import (  # noqa: E402
     TablePage,
     Total,
-    encode_cursor,
-    keyset_rows,
-    parse_listing,
     select_all_matching,
     table_summary,
     with_selection_flag,
 )
-from calls.models import Call  # noqa: E402
 from calls.tenancy.decorators import organization_required  # noqa: E402
 from calls.tenancy.models import Membership, Organization  # noqa: E402
 from resilience.cache import CacheService  # noqa: E402
@@ -295,12 +297,93 @@ def main():
             "  cases with fewer than DEEP pages are measured at their last page: "
             + (", ".join(f"{r[0]} ({r[1]:,})" for r in results if r[1] not in (1, DEEP + 1)) or "none")
         )
+    if os.environ.get("BENCH_MATRIX", "1") == "1":
+        matrix_section(client, org, user)
     if results and os.environ.get("BENCH_CACHE_HITS", "1") == "1":
         cache_hit_section(client, hit_variants)
     if os.environ.get("BENCH_EXPORT", "1") == "1":
         export_section(client, org, user)
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
     user.delete()
+
+
+# The filter x sort matrix: every filter the table offers (one value each, the
+# rarer where there is a choice), under every sort in both directions.
+MATRIX_FILTERS = [
+    ("none", ""),
+    ("status=completed", "status=completed"),
+    ("status=failed", "status=failed"),
+    ("outcome=won", "outcome=won"),
+    ("outcome=unknown", "outcome=unknown"),
+    ("rep", "rep={rep}"),
+    ("sentiment=negative", "sentiment=negative"),
+    ("score 90-100", "score_min=90"),
+    ("last 30 days", "started_from={recent}"),
+    ("search 'harbor'", "q=harbor"),
+]
+MATRIX_SORTS = ["-started", "started", "-duration", "duration", "-score", "score", "-sentiment", "sentiment"]
+
+
+def explain(rows_qs, sort, position):
+    """EXPLAIN (ANALYZE, BUFFERS) of the rows query of one page, as PostgreSQL ran it."""
+    with CaptureQueriesContext(connection) as captured:
+        list(keyset_rows(rows_qs, sort, position, PAGE_SIZE + 1))
+    sql = captured.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def matrix_section(client, org, user):
+    """Page 1 and the last page ("jump to last": the deepest a person can go in
+    one click) of every filter x sort, as whole htmx table requests, interleaved.
+    The bar: last page <= 1.5x page 1 and p95 <= 30 ms; the cells over it get
+    the EXPLAIN ANALYZE of their rows query."""
+    rep = Call.objects.for_org(org).exclude(rep=None).values_list("rep_id", flat=True).first()
+    newest = Call.objects.for_org(org).order_by("-started_at").values_list("started_at", flat=True).first()
+    recent = (newest - timedelta(days=30)).date().isoformat()
+    repeat = int(os.environ.get("BENCH_MATRIX_REPEAT", "10"))
+    print("\nFilter x sort matrix: page 1 and the last page (jump to last) as htmx table requests,")
+    print(f"p50/p95 ms over {repeat} runs, interleaved; x = last / page 1 (bar: x <= 1.5, p95 <= 30 ms).")
+    header = f"{'filter':<20}{'sort':>11}{'matches':>10} | {'page 1 p50/p95':>15} | {'last p50/p95':>15} | {'x':>5}"
+    print(header)
+    print("-" * len(header))
+    over = []
+    selection = table_summary(org, user, None)[0]
+    only = [name for name in os.environ.get("BENCH_MATRIX_FILTERS", "").split(",") if name]
+    for label, template in MATRIX_FILTERS:
+        if only and label not in only:
+            continue
+        query = template.format(rep=rep, recent=recent)
+        for sort_param in MATRIX_SORTS:
+            listing = parse_listing(QueryDict(f"{query}&sort={sort_param}&size={PAGE_SIZE}"))
+            assert not listing.errors, listing.errors
+            matching = Call.objects.for_org(org).filtered(listing.filters)
+            end = Position(BEFORE)
+            urls = [listing.url("/calls/"), listing.url("/calls/", cursor=encode_cursor(listing.sort, end))]
+            fns = [lambda url=url: get(client, url, "BYPASS") for url in urls]
+            for fn in fns:
+                fn()
+            (first, last) = interleaved(fns, [repeat, repeat])
+            ratio = last[0] / first[0]
+            total = matching.count()
+            flag = "  <-- over the bar" if ratio > 1.5 or max(first[1], last[1]) > 30 else ""
+            print(
+                f"{label:<20}{sort_param:>11}{total:>10,} | {first[0]:>6.1f} /{first[1]:>6.1f} |"
+                f" {last[0]:>6.1f} /{last[1]:>6.1f} | {ratio:>4.1f}x{flag}",
+                flush=True,
+            )
+            if flag:
+                over.append((max(ratio, 1 / ratio), label, listing, matching))
+    print(f"\n{len(over)} cells over the bar (on a loaded machine p95 alone can put a cell there).")
+    # The plans of the cells whose two pages differ most: where the page depth costs.
+    for _, label, listing, matching in sorted(over, key=lambda cell: -cell[0])[
+        : int(os.environ.get("BENCH_MATRIX_EXPLAIN", "3"))
+    ]:
+        rows_qs = with_selection_flag(matching.for_table(), selection)
+        for page, position in (("page 1", None), ("last page", Position(BEFORE))):
+            plan = explain(rows_qs, listing.sort, position)
+            print(f"\nEXPLAIN ANALYZE, {label}, sort={listing.sort.param}, {page}:\n{plan}")
 
 
 def enabled_cache_service():

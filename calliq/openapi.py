@@ -19,10 +19,9 @@ from django.views.decorators.http import require_safe
 
 from analytics.forms import RANGE_CHOICES
 from analytics.forms import SORT_CHOICES as LEADERBOARD_SORT_CHOICES
-from analytics.report import OUTCOMES
+from calls.filters import MODES, PAGE_SIZES
 from calls.forms import SORT_CHOICES
-from calls.listing import MODES, OUTCOME_UNKNOWN, PAGE_SIZES, SENTIMENTS
-from calls.models import Call
+from calls.models import OUTCOME_UNKNOWN, SENTIMENTS, Call
 from calls.tenancy.decorators import api_organization_required
 from calls.tenancy.http import OrgRequest
 
@@ -218,7 +217,7 @@ ANALYTICS_PARAMETERS = [
     query("from", DATE, "First day of a custom range (at most 366 days)."),
     query("to", DATE, "Last day of a custom range."),
     query("rep", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "A member's user id."),
-    query("outcome", {"enum": [key for key, _ in OUTCOMES]}, "Outcome."),
+    query("outcome", {"enum": [key for key, _ in NAMED_OUTCOMES]}, "Outcome."),
     query("sort", {"enum": [value for value, _ in LEADERBOARD_SORT_CHOICES]}, "Leaderboard sort."),
 ]
 

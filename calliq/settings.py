@@ -231,7 +231,7 @@ if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
         "task": "resilience.cache.warm",
         "schedule": float(os.environ.get("CALLIQ_WARM_CACHE_EVERY", "240")),
     }
-# Analytics rollups: repair the recent days often, rebuild everything nightly (both idempotent).
+# Analytics rollups: repair the recent days often, rebuild everything every 24 h from beat start (both idempotent).
 CELERY_BEAT_SCHEDULE["analytics-repair-recent-rollups"] = {
     "task": "analytics.tasks.repair_recent_rollups",
     "schedule": 15 * 60,
@@ -312,7 +312,6 @@ PROVIDERS = {
     "paddle": {
         "base_url": os.environ.get("PADDLE_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/paddle"),
         "api_key": os.environ.get("PADDLE_API_KEY", "sim-paddle-key"),
-        "webhook_secret": os.environ.get("PADDLE_WEBHOOK_SECRET", "sim-paddle-webhook-secret"),
     },
     "resend": {
         "base_url": os.environ.get("RESEND_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/resend"),

@@ -12,8 +12,11 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from calls.listing import InvalidCursor, Listing, calls_page, parse_listing, table_summary
+from calls.filters import Listing
+from calls.forms import parse_listing
+from calls.keyset import InvalidCursor, calls_page
 from calls.models import Call
+from calls.selection import table_summary
 from calls.templatetags.calls_extras import rep_name
 from calls.tenancy.decorators import api_organization_required
 from calls.tenancy.http import OrgRequest, api_error

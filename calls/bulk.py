@@ -20,8 +20,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from calls.events import affected_range, announce_bulk_change
-from calls.listing import clear_selection, selected_calls
 from calls.models import Call
+from calls.selection import clear_selection, selected_calls
 from calls.tenancy.models import Membership
 
 DELETE_CHUNK = 1000

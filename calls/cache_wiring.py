@@ -28,8 +28,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpRequest
 
 from calls.events import calls_bulk_changed
-from calls.listing import selection_changed
 from calls.models import Call, CallAnalysis, Transcript
+from calls.selection import selection_changed
 from calls.tenancy.middleware import ORGANIZATION_SESSION_KEY
 from calls.tenancy.models import Membership, Organization
 from resilience.cache import invalidate_tags, invalidate_user, user_tag

@@ -1,5 +1,6 @@
 """Forms of the calls pages: the dashboard's filter form (read from the query
-string) and the bulk-action forms."""
+string, and parse_listing, which turns a query string into the table's view
+state through it), the bulk-action forms and the upload form."""
 
 from __future__ import annotations
 
@@ -11,29 +12,27 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import FileExtensionValidator
+from django.http import QueryDict
 
-from calls.listing import (
+from calls.filters import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SORT,
     MODES,
-    OUTCOME_UNKNOWN,
     PAGE_SIZES,
     SEARCH_MIN_LENGTH,
-    SENTIMENTS,
     SORT_COLUMNS,
+    CallFilters,
+    Listing,
+    Sort,
 )
-from calls.models import Call
+from calls.models import NAMED_OUTCOMES, SENTIMENTS, Call
 from calls.tenancy.models import Organization
 
 SORT_LABELS = {"started": "Started", "duration": "Duration", "score": "Score", "sentiment": "Sentiment"}
 SORT_CHOICES = [
     (f"{prefix}{key}", f"{SORT_LABELS[key]} {'↓' if prefix else '↑'}") for key in SORT_COLUMNS for prefix in ("-", "")
 ]
-OUTCOME_CHOICES = [
-    ("", "Any outcome"),
-    *[(value, label) for value, label in Call.Outcome.choices if value],
-    (OUTCOME_UNKNOWN, "Unknown"),
-]
+OUTCOME_CHOICES = [("", "Any outcome"), *NAMED_OUTCOMES]
 
 
 MAX_USER_ID = 2**31 - 1
@@ -106,6 +105,38 @@ class CallListForm(forms.Form):
         if start is not None and end is not None and start > end:
             self.add_error("started_to", "“To” must not be before “From”.")
         return data
+
+
+def parse_listing(query: QueryDict) -> Listing:
+    """The view state from a query string. Invalid values are left out of the
+    state and reported in `errors` (field → messages), never raised. Repeated
+    statuses count once, so equal filters give equal query strings."""
+    form = CallListForm(query)
+    form.is_valid()
+    data = form.cleaned_data
+    filters = CallFilters(
+        statuses=tuple(sorted(set(data.get("status") or ()))),
+        outcome=data.get("outcome") or None,
+        rep=data.get("rep"),
+        started_from=data.get("started_from"),
+        started_to=data.get("started_to"),
+        score_min=data.get("score_min"),
+        score_max=data.get("score_max"),
+        sentiment=data.get("sentiment") or None,
+        q=data.get("q") or "",
+    )
+    return Listing(
+        filters=filters,
+        sort=Sort.parse(data.get("sort") or DEFAULT_SORT),
+        size=data.get("size") or DEFAULT_PAGE_SIZE,
+        mode=data.get("mode") or "pages",
+        cursor=query.get("cursor", "").strip(),
+        errors={name: list(messages) for name, messages in form.errors.items()},
+    )
+
+
+def filters_from_querystring(querystring: str) -> CallFilters:
+    return parse_listing(QueryDict(querystring)).filters
 
 
 class BulkOutcomeForm(forms.Form):

@@ -72,13 +72,8 @@ class CallQuerySet(models.QuerySet):
         return self.filter(started_at__gte=start, started_at__lt=end)
 
     def filtered(self, filters: CallFilterLike) -> Self:
-        """Apply the dashboard's filters (calls.listing.CallFilters)."""
+        """Apply the dashboard's filters (calls.filters.CallFilters)."""
         return self.filter(filters.to_q())
-
-    def matching_search(self, text: str) -> Self:
-        """Calls whose title, customer name or company contain `text`, ignoring case.
-        On PostgreSQL the trigram index call_search_trgm serves this."""
-        return self.filter(SearchContains(text)) if text else self
 
     def for_table(self) -> Self:
         """The columns the dashboard shows, with the rep's name joined in the same
@@ -105,6 +100,55 @@ class CallOutcome(models.TextChoices):
     LOST = "lost", "Lost"
     FOLLOW_UP = "follow_up", "Follow-up"
     NO_DECISION = "no_decision", "No decision"
+
+
+# The unknown outcome is stored as "" (so a blank form field means it) and
+# named "unknown" wherever it travels as a word: URLs, the API, analytics.
+OUTCOME_UNKNOWN = "unknown"
+
+
+def outcome_name(value: str) -> str:
+    """The stored outcome as it is named outside the database: "" → "unknown"."""
+    return value or OUTCOME_UNKNOWN
+
+
+def outcome_value(name: str) -> str:
+    """The inverse of outcome_name: "unknown" → ""."""
+    return "" if name == OUTCOME_UNKNOWN else name
+
+
+# Every outcome by name with its label, unknown last: the filters' choices and analytics' series.
+NAMED_OUTCOMES: list[tuple[str, str]] = [
+    *((value, label) for value, label in CallOutcome.choices if value),
+    (OUTCOME_UNKNOWN, str(CallOutcome.UNKNOWN.label)),
+]
+
+
+# Sentiment runs from -1 to 1. The neutral band is [-NEUTRAL_SENTIMENT,
+# NEUTRAL_SENTIMENT): below it a call reads as negative, at or above it as
+# positive. The dashboard's filter, the sentiment words on the pages and the
+# analytics distribution's middle bucket all use these edges.
+NEUTRAL_SENTIMENT = 0.2
+SENTIMENTS = ("positive", "neutral", "negative")
+
+
+def sentiment_band(value: float) -> str:
+    if value >= NEUTRAL_SENTIMENT:
+        return "positive"
+    if value < -NEUTRAL_SENTIMENT:
+        return "negative"
+    return "neutral"
+
+
+def sentiment_band_q(band: str, field: str = "sentiment") -> Q:
+    """The rows whose `field` falls in `band` (one of SENTIMENTS)."""
+    if band == "positive":
+        return Q(**{f"{field}__gte": NEUTRAL_SENTIMENT})
+    if band == "negative":
+        return Q(**{f"{field}__lt": -NEUTRAL_SENTIMENT})
+    if band == "neutral":
+        return Q(**{f"{field}__gte": -NEUTRAL_SENTIMENT, f"{field}__lt": NEUTRAL_SENTIMENT})
+    raise ValueError(band)
 
 
 class Call(models.Model):
@@ -145,6 +189,16 @@ class Call(models.Model):
             models.Index(fields=["organization", "duration_seconds", "id"], name="call_org_duration_id"),
             models.Index(fields=["organization", "score", "id"], name="call_org_score_id"),
             models.Index(fields=["organization", "sentiment", "id"], name="call_org_sentiment_id"),
+            # A status or outcome filter under a score or sentiment sort: those
+            # filters decide whether a call has a score at all (only completed
+            # calls are analysed), so on the indexes above one of the two
+            # segments (scored, unscored) holds no match and the walk would read
+            # the whole index to learn that. With the filter's column first,
+            # each segment is a range of its own, empty or not.
+            models.Index(fields=["organization", "status", "score", "id"], name="call_org_status_score_id"),
+            models.Index(fields=["organization", "status", "sentiment", "id"], name="call_org_status_sentiment_id"),
+            models.Index(fields=["organization", "outcome", "score", "id"], name="call_org_outcome_score_id"),
+            models.Index(fields=["organization", "outcome", "sentiment", "id"], name="call_org_outcome_sentiment_id"),
             # Analytics: per-rep aggregations over a date range.
             models.Index(fields=["organization", "rep", "started_at"], name="call_org_rep_started"),
             models.Index(fields=["organization", "status", "started_at"], name="call_org_status_started"),
@@ -170,10 +224,6 @@ class Call(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("calls:detail", args=[self.pk])
-
-    @property
-    def is_analysed(self) -> bool:
-        return self.score is not None
 
     @property
     def is_delayed(self) -> bool:
@@ -232,7 +282,9 @@ class CallSelection(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="call_selections")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="call_selections")
     all_matching = models.BooleanField(default=False)
-    filter_query = models.CharField(max_length=2000, blank=True, help_text="The filter's query string (all_matching).")
+    # Text, not a bounded CharField: any filter the form accepts must fit (the
+    # search text alone may be 200 characters, percent-encoded to 1,800).
+    filter_query = models.TextField(blank=True, help_text="The filter's canonical query string (all_matching).")
     matching_count = models.PositiveIntegerField(null=True, blank=True, help_text="Matches when it was selected.")
     matching_estimated = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -298,20 +350,3 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
-
-
-class Subscription(models.Model):
-    """An organization's Paddle subscription as last read from Paddle: billing
-    reads this when Paddle cannot be reached."""
-
-    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="subscription")
-    paddle_subscription_id = models.CharField(max_length=64, unique=True)
-    paddle_customer_id = models.CharField(max_length=64, blank=True)
-    plan = models.CharField(max_length=40, default="starter")
-    status = models.CharField(max_length=20, default="active")
-    seats = models.PositiveIntegerField(default=0)
-    current_period_ends_at = models.DateTimeField(null=True, blank=True)
-    synced_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.organization}: {self.plan} ({self.status})"

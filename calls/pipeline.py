@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from calls.models import Call, CallAnalysis, OutboundEmail, Transcript
 from resilience.breaker import CircuitOpenError, breaker
+from resilience.errors import ProviderError
 from resilience.providers.assemblyai import AssemblyAIClient, utterances_from
-from resilience.providers.errors import ProviderError
 from resilience.providers.openai import OpenAIClient
 from resilience.providers.resend import ResendClient
 

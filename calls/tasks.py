@@ -19,8 +19,8 @@ from django.utils import timezone
 from calls import pipeline
 from calls.models import Call
 from resilience.breaker import CircuitOpenError, breaker
+from resilience.errors import ProviderError
 from resilience.providers.assemblyai import AssemblyAIClient, TranscriptNotReady
-from resilience.providers.errors import ProviderError
 from resilience.providers.openai import OpenAIClient
 from resilience.providers.resend import ResendClient
 

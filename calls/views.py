@@ -25,20 +25,22 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from calls import listing as calls_listing
+from calls import selection as calls_selection
 from calls.bulk import delete_selection, set_selection_outcome, split_selection
-from calls.forms import MAX_UPLOAD_BODY, SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
-from calls.listing import (
-    BEFORE,
-    PAGE_SIZES,
-    Listing,
-    Sort,
-    TablePage,
-    decode_cursor,
+from calls.export import export_csv_lines
+from calls.filters import PAGE_SIZES, Listing, Sort
+from calls.forms import (
+    MAX_UPLOAD_BODY,
+    SORT_CHOICES,
+    SORT_LABELS,
+    BulkOutcomeForm,
+    CallListForm,
+    CallUploadForm,
     parse_listing,
-    table_page,
 )
+from calls.keyset import BEFORE, InvalidCursor, decode_cursor
 from calls.models import Call
+from calls.selection import TablePage, table_page
 from calls.tasks import start_pipeline
 from calls.tenancy.decorators import organization_required
 from calls.tenancy.http import OrgRequest
@@ -163,7 +165,7 @@ def is_before_cursor(listing: Listing) -> bool:
         return False
     try:
         return decode_cursor(listing.cursor, listing.sort).direction == BEFORE
-    except calls_listing.InvalidCursor:
+    except InvalidCursor:
         return False
 
 
@@ -209,21 +211,26 @@ def selection_update(request: OrgRequest) -> HttpResponse:
         call_id = parse_ids([request.POST.get("call", "")])
         if not call_id:
             return HttpResponseBadRequest("Say which call to tick: call=<id>.")
-        calls_listing.set_calls_selected(org, user, call_id, selected=call_id[0] in ids)
+        calls_selection.set_calls_selected(org, user, call_id, selected=call_id[0] in ids)
     elif action == "page":
         # The no-JavaScript path: the page's checkboxes submitted as one form.
-        calls_listing.set_calls_selected(org, user, [i for i in page_ids if i in ids], selected=True)
-        calls_listing.set_calls_selected(org, user, [i for i in page_ids if i not in ids], selected=False)
+        calls_selection.set_calls_selected(org, user, [i for i in page_ids if i in ids], selected=True)
+        calls_selection.set_calls_selected(org, user, [i for i in page_ids if i not in ids], selected=False)
     elif action == "select_page":
-        calls_listing.set_calls_selected(org, user, page_ids, selected=True)
+        calls_selection.set_calls_selected(org, user, page_ids, selected=True)
         event = {"check": page_ids}
     elif action == "all":
-        filters = calls_listing.filters_from_querystring(request.POST.get("filters", ""))
-        total = calls_listing.matching_total(org, user, filters)
-        calls_listing.select_all_matching(org, user, filters, total)
+        # Stored as its canonical query string (repeats dropped, fixed order); a
+        # filter with invalid values is refused rather than widened to "everything".
+        stored = parse_listing(QueryDict(request.POST.get("filters", "")))
+        if stored.errors:
+            return HttpResponseBadRequest("The filter to select by is not valid; reload the page and try again.")
+        filters = stored.filters
+        total = calls_selection.matching_total(org, user, filters)
+        calls_selection.select_all_matching(org, user, filters, total)
         event = {"all": True}
     elif action == "clear":
-        calls_listing.clear_selection(org, user)
+        calls_selection.clear_selection(org, user)
         event = {"none": True}
     else:
         return HttpResponseBadRequest("Unknown selection action.")
@@ -231,7 +238,7 @@ def selection_update(request: OrgRequest) -> HttpResponse:
         return redirect(next_url)
     listing = listing_of(next_url)
     matching = Call.objects.for_org(org).filtered(listing.filters)
-    selection, total = calls_listing.table_summary(org, user, matching)
+    selection, total = calls_selection.table_summary(org, user, matching)
     context = {
         "listing": listing,
         "selection": selection,
@@ -249,8 +256,8 @@ def selection_update(request: OrgRequest) -> HttpResponse:
 @require_POST
 @organization_required
 def selection_export(request: OrgRequest) -> StreamingHttpResponse:
-    calls = calls_listing.selected_calls(request.organization, request.user)
-    response = StreamingHttpResponse(calls_listing.export_csv_lines(calls), content_type="text/csv; charset=utf-8")
+    calls = calls_selection.selected_calls(request.organization, request.user)
+    response = StreamingHttpResponse(export_csv_lines(calls), content_type="text/csv; charset=utf-8")
     filename = f"calls-{request.organization.slug}-{date.today().isoformat()}.csv"  # noqa: DTZ011 - a name only
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
@@ -291,7 +298,7 @@ def selection_delete(request: OrgRequest) -> HttpResponse:
         return redirect(next_url)
     calls, not_permitted = split_selection(request.membership)
     sample = list(calls.order_by("-started_at", "-id")[:5])
-    selection, _ = calls_listing.table_summary(request.organization, request.user, None)
+    selection, _ = calls_selection.table_summary(request.organization, request.user, None)
     # A manager's count is the selection's (estimated for a huge "all matching"); a rep's is exact.
     deletable = selection.count if request.membership.can_manage else calls.count()
     context = {

@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from resilience.breaker import CircuitOpenError, breaker
-from resilience.providers.errors import ProviderError
+from resilience.errors import ProviderError
 
 T = TypeVar("T")
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: Python packages (with dev ones),
 # npm's browser packages (package.json),
-# Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff and
-# pytest against the real services. Extra arguments go to pytest.
+# Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff,
+# import-linter and pytest against the real services, then the SQLite lane
+# (the tests marked sqlite, on a fresh SQLite file: the first-run database).
+# Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -45,5 +47,14 @@ say "ruff check and format"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+say "import-linter: the layers and no import cycles (.importlinter)"
+.venv/bin/lint-imports
+
 say "pytest against PostgreSQL ($DATABASE_URL) and Redis ($REDIS_URL)"
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"
+
+sqlite_dir=$(mktemp -d)
+trap 'rm -rf "$sqlite_dir"' EXIT
+say "pytest -m sqlite against SQLite ($sqlite_dir/calliq.sqlite3) and Redis ($REDIS_URL)"
+# Exit status 5 is "no test selected": extra arguments may pick no sqlite test.
+DATABASE_URL="sqlite:///$sqlite_dir/calliq.sqlite3" .venv/bin/pytest -m sqlite "$@" || [ $? -eq 5 ]

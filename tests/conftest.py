@@ -53,6 +53,13 @@ def other_org_call(other_org: Organization, other_member: Membership) -> Call:
 
 
 @pytest.fixture
+def signed_in(client, member: Membership):
+    """The test client, signed in as the organization's manager."""
+    client.force_login(member.user)
+    return client
+
+
+@pytest.fixture
 def staff_user(db):
     return factories.make_user(is_staff=True, is_superuser=True)
 

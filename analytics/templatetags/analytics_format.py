@@ -1,9 +1,12 @@
-"""Formatting of analytics figures in templates: durations, rates, KPI changes, sort links."""
+"""Formatting of analytics figures in templates: numbers, KPI values and changes, sort links.
+Durations and percentages come from the shared `formatting` library (calls/templatetags)."""
 
 from __future__ import annotations
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
+
+from calls.templatetags.formatting import duration, percent
 
 register = template.Library()
 
@@ -15,24 +18,6 @@ SORT_COLUMNS = [
     ("talk_ratio", "Talk ratio", True),
     ("win_rate", "Win rate", True),
 ]
-
-
-@register.filter
-def duration(seconds: float | None) -> str:
-    """1234 -> "20m 34s"; 98765 -> "27h 26m"."""
-    if seconds is None:
-        return "—"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{intcomma(hours)}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s"
-
-
-@register.filter
-def percent(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
 @register.filter

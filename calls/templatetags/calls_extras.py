@@ -1,50 +1,32 @@
-"""Template filters of the calls pages: durations, timestamps, sentiment words."""
+"""Template filters of the calls pages: recording timestamps, sentiment words, rep names.
+Durations and percentages come from the shared `formatting` library."""
 
 from __future__ import annotations
 
 from django import template
 
-from calls.listing import SENTIMENT_THRESHOLD
+from calls.models import sentiment_band
 
 register = template.Library()
 
 
 @register.filter
-def duration(seconds: int | None) -> str:
-    """3725 → "1:02:05", 185 → "3:05"."""
-    if seconds is None:
-        return "—"
-    hours, rest = divmod(int(seconds), 3600)
+def timestamp_ms(milliseconds: int | None) -> str:
+    """Offset into a recording, as a player shows it: 65_000 → "1:05", 3_725_000 → "1:02:05"."""
+    hours, rest = divmod((milliseconds or 0) // 1000, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 @register.filter
-def timestamp_ms(milliseconds: int | None) -> str:
-    """Offset into a recording: 65_000 → "1:05"."""
-    return duration((milliseconds or 0) // 1000)
-
-
-@register.filter
 def sentiment_word(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= SENTIMENT_THRESHOLD:
-        return "positive"
-    if value <= -SENTIMENT_THRESHOLD:
-        return "negative"
-    return "neutral"
+    return "—" if value is None else sentiment_band(value)
 
 
 @register.filter
 def two_places(value: float | None) -> str:
     """0.4 → "0.40"; a plain format, far cheaper than floatformat in a 200-row table."""
     return "—" if value is None else f"{value:.2f}"
-
-
-@register.filter
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{round(value * 100)}%"
 
 
 @register.filter

@@ -44,8 +44,8 @@ from resilience.breaker import events
 from resilience.breaker.connection import REDIS_ERRORS, shared
 from resilience.breaker.policy import Policy, ensure_policy_row, forget_policies, get_policy
 from resilience.breaker.store import Reply, Snapshot
+from resilience.errors import ProviderError
 from resilience.monitoring import profiler
-from resilience.providers.errors import ProviderError
 
 logger = logging.getLogger("calliq.resilience.breaker")
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from resilience.errors import ProviderBadResponse
 from resilience.providers.base import ProviderClient, require
-from resilience.providers.errors import ProviderBadResponse
 
 
 class TranscriptNotReady(Exception):

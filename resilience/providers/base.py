@@ -1,7 +1,7 @@
 """The shared part of the provider clients: one httpx client per provider
 client, the service's call timeout from its breaker policy, every request
 through the breaker and the retry policy, and HTTP failures mapped onto
-resilience.providers.errors."""
+resilience.errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from resilience.breaker import get_policy
-from resilience.providers.errors import (
+from resilience.errors import (
     ProviderBadResponse,
     ProviderClientError,
     ProviderConnectionError,

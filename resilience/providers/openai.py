@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from resilience.errors import ProviderBadResponse
 from resilience.providers.base import ProviderClient, require
-from resilience.providers.errors import ProviderBadResponse
 
 SYSTEM_PROMPT = (
     "You analyse transcripts of sales calls. Answer with one JSON object with the keys: "

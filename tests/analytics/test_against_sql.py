@@ -14,6 +14,7 @@ from analytics.report import AnalyticsParams, comprehensive_analytics
 from calls.events import announce_bulk_change
 from calls.models import Call, CallAnalysis
 from tests import factories
+from tests.analytics.raw_reference import raw_comprehensive_analytics
 
 FIRST = date(2026, 5, 1)
 LAST = date(2026, 5, 14)
@@ -220,4 +221,4 @@ def test_filters_match_hand_written_sql_and_the_raw_path(org, member, dataset):
     )[0]
     assert data["kpis"][0]["value"] == count
     assert data["kpis"][3]["value"] == approx(float(score))
-    assert data == comprehensive_analytics(org, params, source="raw")
+    assert data == raw_comprehensive_analytics(org, params)

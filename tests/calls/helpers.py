@@ -7,7 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from calls.listing import BEFORE, Position, Sort, calls_page, encode_cursor
+from calls.filters import Sort
+from calls.keyset import BEFORE, Position, calls_page, encode_cursor
 from calls.models import Call
 from calls.tenancy.models import Organization
 

@@ -25,7 +25,7 @@ def api_calls(org, member):
 
 
 def test_the_list_walks_every_call_once_by_following_next(client, bearer, api_calls):
-    from calls.listing import Sort
+    from calls.filters import Sort
 
     url = reverse("calls_api:list") + "?sort=-score&size=25"
     seen = []

@@ -9,19 +9,14 @@ import pytest
 from django.urls import reverse
 
 from calls.events import calls_bulk_changed
-from calls.listing import Total as ListingTotal
-from calls.listing import filters_from_querystring as parse_filters
-from calls.listing import select_all_matching, set_calls_selected
+from calls.export import csv_safe
+from calls.forms import filters_from_querystring as parse_filters
 from calls.models import Call, CallSelection, SelectionItem
+from calls.selection import Total as ListingTotal
+from calls.selection import select_all_matching, set_calls_selected
 from calls.tenancy.models import Membership
 from tests import factories
 from tests.calls.helpers import bulk_calls
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
 
 
 @pytest.fixture
@@ -88,6 +83,47 @@ def test_formula_like_cells_are_neutralised(signed_in, org, member):
     call = factories.make_call(org, customer_name='=HYPERLINK("http://x")')
     set_calls_selected(org, member.user, [call.pk], selected=True)
     assert export(signed_in)[0]["customer_name"].startswith("'=")
+
+
+@pytest.mark.parametrize(
+    ("typed", "written"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1+1", "'+1+1"),
+        ("-1+1", "'-1+1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        (" =1+1", "' =1+1"),
+        ("\t=1+1", "'\t'=1+1"),
+        ("\tplain", "'\tplain"),
+        ("\r=1+1", "'\r'=1+1"),
+        ("Renewal;=1+1", "Renewal;'=1+1"),
+        ("Renewal, =1+1", "Renewal, '=1+1"),
+        ("Renewal|@SUM(A1)", "Renewal|'@SUM(A1)"),
+        ("Renewal\t-2+3", "Renewal\t'-2+3"),
+        ("-0.4", "'-0.4"),
+    ],
+)
+def test_every_way_into_a_formula_gets_a_quote(typed, written):
+    assert csv_safe(typed) == written
+
+
+@pytest.mark.parametrize("harmless", ["Acme Renewal", "Smith-Jones", "5 + 5 seats", "a@b.example", "", "Q3; renewal"])
+def test_harmless_text_is_written_as_typed(harmless):
+    assert csv_safe(harmless) == harmless
+
+
+@pytest.mark.parametrize("number", [-0.4, -1, 0, 42])
+def test_our_own_numbers_are_written_unchanged_even_when_negative(number):
+    assert csv_safe(number) == number
+
+
+def test_an_export_neutralises_a_hidden_formula_and_keeps_a_negative_sentiment(signed_in, org, member):
+    call = factories.make_call(org, title="Renewal;=1+1", customer_name=" =1+1", sentiment=-0.4, score=30)
+    set_calls_selected(org, member.user, [call.pk], selected=True)
+    [row] = export(signed_in)
+    assert row["title"] == "Renewal;'=1+1"
+    assert row["customer_name"] == "' =1+1"
+    assert row["sentiment"] == "-0.4"
 
 
 def test_export_needs_a_post(signed_in):

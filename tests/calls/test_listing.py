@@ -10,24 +10,15 @@ from django.http import QueryDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calls import listing
-from calls.listing import (
-    AFTER,
-    CURSOR_SALT,
-    CallFilters,
-    InvalidCursor,
-    Position,
-    Sort,
-    calls_page,
-    encode_cursor,
-    parse_listing,
-    table_page,
-    table_summary,
-)
+from calls import selection
+from calls.filters import DEFAULT_PAGE_SIZE, SORT_COLUMNS, CallFilters, Sort
+from calls.forms import parse_listing
+from calls.keyset import AFTER, CURSOR_SALT, InvalidCursor, Position, calls_page, encode_cursor
 from calls.models import Call
+from calls.selection import table_page, table_summary
 from tests.calls.helpers import BASE_TIME, bulk_calls, expected_order, walk_backward, walk_forward
 
-ALL_SORTS = [Sort(key, descending) for key in listing.SORT_COLUMNS for descending in (True, False)]
+ALL_SORTS = [Sort(key, descending) for key in SORT_COLUMNS for descending in (True, False)]
 
 
 @pytest.fixture
@@ -94,6 +85,7 @@ def test_the_first_page_says_there_is_no_previous_and_the_last_no_next(org, tied
     assert len(last.rows) == 10
 
 
+@pytest.mark.sqlite
 @settings(
     max_examples=30,
     deadline=None,
@@ -268,7 +260,7 @@ def test_invalid_values_are_reported_per_field_and_left_out(query, field):
     parsed = parse_listing(QueryDict(query))
     assert list(parsed.errors) == [field]
     assert parsed.sort == Sort() or field != "sort"
-    assert parsed.size == listing.DEFAULT_PAGE_SIZE or field != "size"
+    assert parsed.size == DEFAULT_PAGE_SIZE or field != "size"
 
 
 def test_the_same_filter_always_gives_the_same_query_string():
@@ -290,7 +282,7 @@ def test_the_total_is_exact_below_the_limit(org, member, tied_calls):
 
 
 def test_above_the_limit_the_total_is_the_planners_estimate_and_says_so(org, member, tied_calls, monkeypatch):
-    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 5)
+    monkeypatch.setattr(selection, "EXACT_COUNT_LIMIT", 5)
     _, total = table_summary(org, member.user, Call.objects.for_org(org))
     assert not total.exact
     assert total.value >= 6

@@ -19,7 +19,9 @@ def test_the_database_rejects_out_of_range_call_values(org, field, value):
 
 def test_unanalysed_calls_may_have_no_score_or_sentiment(org):
     call = factories.make_call(org, status=Call.Status.UPLOADED, score=None, sentiment=None, outcome="")
-    assert not call.is_analysed
+    call.refresh_from_db()
+    assert call.score is None
+    assert call.sentiment is None
 
 
 def test_a_user_is_a_member_of_an_organization_once(member):

@@ -1,7 +1,6 @@
 """The call pipeline in-process (tasks run eagerly) against the provider
 simulator: transcription, analysis and the rep's email, and the fallbacks
-when a provider is down: analysis delayed, email kept in the outbox, billing
-on the last known plan."""
+when a provider is down: analysis delayed, email kept in the outbox."""
 
 from __future__ import annotations
 
@@ -13,12 +12,11 @@ from django.core.files.base import ContentFile
 from django.test import override_settings
 from django.utils import timezone
 
-from calls import billing, pipeline, tasks
-from calls.models import Call, CallAnalysis, OutboundEmail, Subscription
+from calls import pipeline, tasks
+from calls.models import Call, CallAnalysis, OutboundEmail
 from resilience.breaker import breaker
 from resilience.providers.assemblyai import AssemblyAIClient
 from resilience.providers.openai import OpenAIClient
-from resilience.providers.paddle import PaddleClient
 from resilience.providers.resend import ResendClient
 from tests import factories
 
@@ -52,7 +50,6 @@ def clients(simulator):
         "assemblyai": AssemblyAIClient(),
         "openai": OpenAIClient(),
         "resend": ResendClient(initial_delay=0.01),
-        "paddle": PaddleClient(initial_delay=0.01),
     }
     yield made
     for client in made.values():
@@ -161,21 +158,6 @@ def test_an_email_resend_rejects_is_marked_failed_not_retried_forever(transcribe
     email.refresh_from_db()
     assert email.status == OutboundEmail.Status.FAILED
     assert "422" in email.last_error
-
-
-def test_billing_reads_the_plan_from_paddle_and_the_last_known_plan_when_paddle_is_down(org, clients, sim):
-    Subscription.objects.create(organization=org, paddle_subscription_id="sub_01acme", plan="unknown")
-    live = billing.current_plan(org, client=clients["paddle"])
-    assert live.live
-    assert live.plan in {"starter", "growth", "enterprise"}
-    sim.configure("paddle", outage=True)
-    fallback = billing.current_plan(org, client=clients["paddle"])
-    assert not fallback.live
-    assert (fallback.plan, fallback.seats) == (live.plan, live.seats)
-
-
-def test_billing_without_a_subscription_has_no_plan(other_org, clients):
-    assert billing.current_plan(other_org, client=clients["paddle"]) is None
 
 
 def test_a_call_without_a_recording_fails_with_a_reason(org, member, simulator):

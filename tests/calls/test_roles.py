@@ -8,9 +8,10 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from calls.listing import Total as ListingTotal
-from calls.listing import filters_from_querystring, select_all_matching, set_calls_selected
+from calls.forms import filters_from_querystring
 from calls.models import Call
+from calls.selection import Total as ListingTotal
+from calls.selection import select_all_matching, set_calls_selected
 from calls.tenancy.models import ApiToken, Membership
 from tests import factories
 

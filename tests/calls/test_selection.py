@@ -8,19 +8,14 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.http import urlencode
 
-from calls.listing import selected_calls
 from calls.models import CallSelection, SelectionItem
+from calls.selection import selected_calls
 from tests import factories
 from tests.calls.helpers import bulk_calls
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
 
 
 @pytest.fixture
@@ -128,6 +123,22 @@ def test_bad_selection_input_is_a_400(signed_in, many_calls):
     assert signed_in.post(reverse("calls:select"), {"action": "toggle"}).status_code == 400
 
 
+def test_select_all_with_a_flood_of_repeated_statuses_stores_the_filter_once(signed_in, org, member, many_calls):
+    filters = urlencode([("status", "completed")] * 150 + [("status", "failed")] * 150 + [("q", "é" * 200)])
+    response = signed_in.post(reverse("calls:select"), {"action": "all", "filters": filters, "next": "/calls/"})
+    assert response.status_code == 302
+    selection = CallSelection.objects.get(user=member.user, organization=org)
+    assert selection.all_matching
+    assert selection.filter_query == urlencode([("status", "completed"), ("status", "failed"), ("q", "é" * 200)])
+
+
+def test_select_all_with_an_invalid_filter_is_refused_not_widened_to_everything(signed_in, org, member, many_calls):
+    response = signed_in.post(reverse("calls:select"), {"action": "all", "filters": "status=bogus", "next": "/calls/"})
+    assert response.status_code == 400
+    assert "filter" in response.text
+    assert not CallSelection.objects.filter(user=member.user, organization=org).exists()
+
+
 def test_selection_posts_need_the_csrf_token(member, many_calls):
     client = Client(enforce_csrf_checks=True)
     client.force_login(member.user)
@@ -162,7 +173,7 @@ def test_a_selection_belongs_to_one_organization(member, org, other_org, many_ca
 def test_every_selection_change_is_announced_for_the_cache(
     signed_in, org, member, many_calls, django_capture_on_commit_callbacks
 ):
-    from calls.listing import selection_changed
+    from calls.selection import selection_changed
 
     received = []
 

@@ -11,7 +11,8 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calls.listing import BEFORE, Position, Sort, encode_cursor
+from calls.filters import Sort
+from calls.keyset import BEFORE, Position, encode_cursor
 from calls.models import Call
 from tests import factories
 from tests.calls.helpers import bulk_calls
@@ -19,12 +20,6 @@ from tests.calls.helpers import bulk_calls
 HTMX = {"HX-Request": "true"}
 # Queries every signed-in page makes before the view runs: session, user, memberships.
 MIDDLEWARE_TABLES = ("django_session", "auth_user", "calls_membership")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
 
 
 @pytest.fixture
@@ -232,6 +227,7 @@ QUERY_PARAMS = ["q", "status", "outcome", "rep", "started_from", "started_to", "
 QUERY_PARAMS += ["sentiment", "sort", "size", "mode", "cursor", "fragment"]
 
 
+@pytest.mark.sqlite
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     params=st.dictionaries(

@@ -5,17 +5,9 @@ redis-server processes that a test may stop, stall or kill."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import override_settings
 
@@ -23,6 +15,7 @@ from resilience.breaker import reset_process_state
 from resilience.breaker.policy import ensure_policy_row, forget_policies
 from resilience.models import BreakerPolicy
 from resilience.providers.simulator import SimulatorControl, SimulatorServer
+from tests.private_redis import PrivateRedis, running_redis
 
 PRIVATE_REDIS_PORTS = range(16400, 16500)
 
@@ -77,62 +70,7 @@ def fast_policy(db):
     return apply
 
 
-def free_port(candidates: range = PRIVATE_REDIS_PORTS) -> int:
-    for port in candidates:
-        with contextlib.closing(socket.socket()) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in the private redis range")
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, on a port of the breakers range."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            with contextlib.suppress(redis.RedisError):
-                if client.ping():
-                    break
-            time.sleep(0.05)
-        client.close()
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-
-    def pause(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=1)
-
-
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port())
-    server.start()
-    yield server
-    with contextlib.suppress(ProcessLookupError):
-        server.resume()
-    server.kill()
+    with running_redis(PRIVATE_REDIS_PORTS) as server:
+        yield server

@@ -43,7 +43,7 @@ def _client():
 
 def _one_call(client: Any) -> str:
     from resilience.breaker import CircuitOpenError, breaker
-    from resilience.providers.errors import ProviderError
+    from resilience.errors import ProviderError
 
     try:
         breaker("assemblyai").call(client.send, "GET", "/v2/transcript/storm")

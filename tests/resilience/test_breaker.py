@@ -20,10 +20,11 @@ from resilience.breaker import (
     unregister_alert_hook,
 )
 from resilience.breaker.policy import get_policy
+from resilience.errors import ProviderClientError, ProviderServerError
 from resilience.models import BreakerEvent
-from resilience.providers.errors import ProviderClientError, ProviderServerError
 from resilience.providers.openai import OpenAIClient
-from tests.resilience.breaker_support import free_port, set_policy
+from tests.private_redis import free_port
+from tests.resilience.breaker_support import set_policy
 
 COMPLETION = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "pricing"}]}
 
@@ -366,7 +367,7 @@ def test_a_policy_change_reaches_the_process_within_the_policy_ttl(db, fast_poli
 
 def test_unknown_errors_of_the_protected_function_count_and_timeouts_can_be_ignored(db, fast_policy):
     set_policy("paddle", count_timeouts=False, failure_threshold=1, open_seconds=60)
-    from resilience.providers.errors import ProviderTimeout
+    from resilience.errors import ProviderTimeout
 
     with pytest.raises(ProviderTimeout):
         breaker("paddle").call(lambda: (_ for _ in ()).throw(ProviderTimeout("paddle", "slow")))

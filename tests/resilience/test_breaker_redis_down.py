@@ -48,7 +48,7 @@ def test_a_refused_connection_falls_back_to_a_local_breaker_that_still_opens(db,
 def test_a_stalled_redis_hands_over_to_the_local_breaker_and_back_when_it_answers(db, breakers_on, fast_policy, caplog):
     fast_policy("openai", open_seconds=60)
     assert breaker("openai").call(lambda: "shared") == "shared"
-    breakers_on.pause()  # accepts connections, answers nothing: a stall, not a refusal
+    breakers_on.freeze()  # accepts connections, answers nothing: a stall, not a refusal
     try:
         with caplog.at_level(logging.WARNING, logger="calliq.resilience.breaker"):
             assert breaker("openai").call(lambda: "still served") == "still served"
@@ -56,7 +56,7 @@ def test_a_stalled_redis_hands_over_to_the_local_breaker_and_back_when_it_answer
             # Within the retry window calls go straight to the local breaker.
             assert [breaker("openai").call(str, n) for n in range(3)] == ["0", "1", "2"]
     finally:
-        breakers_on.resume()
+        breakers_on.thaw()
     time.sleep(0.35)
     with caplog.at_level(logging.WARNING, logger="calliq.resilience.breaker"):
         assert breaker("openai").call(lambda: "shared again") == "shared again"
@@ -71,13 +71,13 @@ def test_a_stalled_redis_during_a_result_report_is_not_the_callers_problem(db, b
     fast_policy("openai")
 
     def stall_then_answer():
-        breakers_on.pause()
+        breakers_on.freeze()
         return "answer"
 
     try:
         assert breaker("openai").call(stall_then_answer) == "answer"
     finally:
-        breakers_on.resume()
+        breakers_on.thaw()
     assert not using_shared_state()
 
 

@@ -32,12 +32,6 @@ def _reset_counts():
 
 
 @pytest.fixture
-def signed_in(client, member):
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
 def many_calls(org, member):
     return [factories.make_call(org, rep=member.user, customer_company=f"Company {i:03}") for i in range(30)]
 

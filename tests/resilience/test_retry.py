@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from resilience.breaker import CircuitOpenError, breaker
-from resilience.providers.errors import ProviderClientError, ProviderRateLimited, ProviderServerError
+from resilience.errors import ProviderClientError, ProviderRateLimited, ProviderServerError
 from resilience.providers.openai import OpenAIClient
 from resilience.retry import execute_with_retry
 

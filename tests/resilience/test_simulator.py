@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from resilience.providers.simulator import SECRET_HEADER, SimulatorControl, SimulatorServer
-from tests.resilience.breaker_support import free_port
+from tests.private_redis import free_port
 
 
 def test_a_failure_rate_fails_a_deterministic_share_of_requests(simulator, sim):

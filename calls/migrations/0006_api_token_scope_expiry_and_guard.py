@@ -74,7 +74,7 @@ def expire_existing_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0003_merge_dashboard_and_pipeline'),
+        ('calls', '0005_dashboard_filter_sort_indexes'),
     ]
 
     operations = [

@@ -1,6 +1,10 @@
 """What can go wrong when talking to a provider, sorted by what the caller
 should do about it: retry it (timeouts, connection errors, 5xx, 429) or not
-(a 4xx caused by our own request, or an answer we cannot read)."""
+(a 4xx caused by our own request, or an answer we cannot read).
+
+Beside the providers rather than inside them: the breaker and the retry policy
+classify these errors, and the providers use both, so living in providers/
+would make providers and breaker import each other."""
 
 from __future__ import annotations
 
