@@ -21,7 +21,7 @@ from analytics.forms import RANGE_CHOICES
 from analytics.forms import SORT_CHOICES as LEADERBOARD_SORT_CHOICES
 from calls.filters import MODES, PAGE_SIZES
 from calls.forms import SORT_CHOICES
-from calls.models import OUTCOME_UNKNOWN, SENTIMENTS, Call
+from calls.models import NAMED_OUTCOMES, OUTCOME_UNKNOWN, SENTIMENTS, Call
 from calls.tenancy.decorators import api_organization_required
 from calls.tenancy.http import OrgRequest
 
