@@ -12,11 +12,14 @@ class ResilienceConfig(AppConfig):
     verbose_name = "Resilience"
 
     def ready(self) -> None:
+        from resilience import tracing
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
-        from resilience.monitoring import errors, rum
+        from resilience.monitoring import buffer, errors, rum
         from resilience.monitoring import tasks as monitoring_tasks  # noqa: F401  (alert task, Celery signals)
 
         errors.connect()
+        if buffer.add_provider_call not in tracing.provider_observers:
+            tracing.provider_observers.append(buffer.add_provider_call)
         checks.register(rum.check_web_vitals_installed, checks.Tags.staticfiles)
         if not settings.REDIS_AVAILABLE:
             logger.warning(

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from resilience.breaker.policy import Policy
+from resilience.breaker_policy import Policy
 
 
 class BreakerPolicy(models.Model):

@@ -40,12 +40,12 @@ from typing import Any, TypeVar
 
 import httpx
 
+from resilience import tracing
 from resilience.breaker import events
 from resilience.breaker.connection import REDIS_ERRORS, shared
 from resilience.breaker.policy import Policy, ensure_policy_row, forget_policies, get_policy
 from resilience.breaker.store import Reply, Snapshot
 from resilience.errors import ProviderError
-from resilience.monitoring import profiler
 
 logger = logging.getLogger("calliq.resilience.breaker")
 
@@ -178,7 +178,7 @@ class CircuitBreaker:
         self._after(reply, local=local, sent=sent, epoch=epoch, policy=policy)
 
     def outcome_of(self, exc: BaseException | None, policy: Policy, seconds: float) -> tuple[str, str]:
-        profiler.provider_call(self.service, seconds)  # monitoring: provider time per request and service
+        tracing.provider_call(self.service, seconds)  # monitoring: provider time per request and service
         if exc is None:
             if policy.slow_call_seconds is not None and seconds > policy.slow_call_seconds:
                 return "fail", "slow call"

@@ -37,6 +37,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from redis.exceptions import LockError
 
+from resilience import tracing
 from resilience.cache.entries import (
     KEY_VERSION,
     TAG_TTL_SECONDS,
@@ -49,7 +50,6 @@ from resilience.cache.entries import (
 from resilience.cache.lua import BUMP_SCRIPT, READ_TAGS_SCRIPT
 from resilience.cache.outage import outage_for
 from resilience.cache.stats import flush_stats, read_stats, record_stat
-from resilience.monitoring import profiler
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class CacheService:
         self.replay()
 
     # --- entries ----------------------------------------------------------
-    @profiler.cache_read  # monitoring: cache time per request
+    @tracing.cache_read  # monitoring: cache time per request
     def _load(self, namespace: str, key: str, tags: tuple[str, ...]) -> tuple[Entry | None, tuple[int, ...]] | None:
         """One round trip (one MGET): the entry and the current versions of its tags."""
         client = self.usable_client()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from resilience.monitoring import profiler
+from resilience import tracing
 
 if TYPE_CHECKING:
     from resilience.cache.service import CacheService
@@ -30,7 +30,7 @@ _flushed_at = 0.0
 
 def record_stat(scope: str, counter: str, *, view: str | None = None) -> None:
     """Count an event; it reaches Redis with the next flush (at most a second later)."""
-    profiler.cache_outcome(counter)  # monitoring: cache hits per request
+    tracing.cache_outcome(counter)  # monitoring: cache hits per request
     with _lock:
         _buffer[(f"ns:{scope}", counter)] += 1
         if view:

@@ -33,7 +33,8 @@ from django.dispatch import receiver
 from resilience.monitoring import sketch, store
 
 if TYPE_CHECKING:
-    from resilience.monitoring.profiler import Operation, Trace
+    from resilience.monitoring.profiler import Operation
+    from resilience.tracing import Trace
 
 logger = logging.getLogger("calliq.monitoring")
 

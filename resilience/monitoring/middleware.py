@@ -21,7 +21,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
 from resilience.monitoring import buffer
-from resilience.monitoring.profiler import Trace, db_execute, tracing
+from resilience.tracing import Trace, db_execute, tracing
 
 logger = logging.getLogger("calliq.request")
 

@@ -255,7 +255,7 @@ def test_cache_reads_and_hits_are_measured_per_request(client, metrics, member):
 
 def test_time_in_a_provider_is_measured_through_its_breaker(metrics):
     from resilience.breaker.core import breaker
-    from resilience.monitoring.profiler import Trace, tracing
+    from resilience.tracing import Trace, tracing
 
     with tracing(Trace()) as trace:
         assert breaker("openai").call(lambda: "answer") == "answer"
