@@ -315,3 +315,7 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization}: {self.plan} ({self.status})"
+
+
+# Webhooks out live in their own package, registered with this app like calls.tenancy.models.
+from calls.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402, F401

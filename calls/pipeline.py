@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from calls.models import Call, CallAnalysis, OutboundEmail, Transcript
+from calls.webhooks.events import emit_call_completed, emit_call_failed
 from resilience.breaker import CircuitOpenError, breaker
 from resilience.providers.assemblyai import AssemblyAIClient, utterances_from
 from resilience.providers.errors import ProviderError
@@ -104,7 +105,7 @@ def analyse_call(call: Call, *, client: OpenAIClient) -> CallAnalysis:
     result = client.analyse_transcript(transcript.text)
     stats = conversation_stats(transcript.utterances)
     with transaction.atomic():
-        analysis, _ = CallAnalysis.objects.get_or_create(
+        analysis, created = CallAnalysis.objects.get_or_create(
             call=call,
             defaults={
                 "summary": result.summary,
@@ -126,6 +127,8 @@ def analyse_call(call: Call, *, client: OpenAIClient) -> CallAnalysis:
             delay_reason="",
             failure_reason="",
         )
+        if created:  # a second run that finds the analysis made by the first announces nothing
+            emit_call_completed(call)
     return analysis
 
 
@@ -137,7 +140,13 @@ def delay_analysis(call: Call, *, until: dt.datetime | None, reason: str) -> Non
 
 
 def fail_call(call: Call, *, reason: str) -> None:
-    _set_status(call, Call.Status.FAILED, failure_reason=reason[:300], delayed_until=None, delay_reason="")
+    with transaction.atomic():
+        # Read under a row lock: two workers failing the same call announce it once.
+        current = Call.objects.select_for_update().filter(pk=call.pk).values_list("status", flat=True).first()
+        newly_failed = current != Call.Status.FAILED
+        _set_status(call, Call.Status.FAILED, failure_reason=reason[:300], delayed_until=None, delay_reason="")
+        if newly_failed:
+            emit_call_failed(call)
 
 
 def queue_rep_email(call: Call) -> OutboundEmail | None:

@@ -1,0 +1,351 @@
+"""Delivering webhooks: one attempt of one delivery, and what follows from it.
+
+An attempt claims the delivery with a conditional UPDATE (a lease), so the
+task that was queued on commit and the periodic sweep never send it twice at
+once. It checks the destination (destinations.py: resolved now, connected to
+by the checked address), asks the endpoint's own circuit breaker
+(`breaker("webhook-<id>")`: an endpoint that is down costs its own deliveries a
+wait and nobody else's), and POSTs the event's body with fresh Standard
+Webhooks headers: short timeouts, redirects not followed, at most
+RESPONSE_LIMIT bytes of the answer read and kept.
+
+- 2xx: delivered; the endpoint's failure streak ends.
+- Anything else (other status, timeout, refused address): logged, and tried
+  again after RETRY_DELAYS (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, ±10 %
+  jitter: about 28 hours in all), then the delivery fails.
+- Breaker open: not an attempt; the delivery waits for the breaker's next trial.
+- An endpoint whose every attempt has failed for DISABLE_AFTER (at least
+  DISABLE_MIN_FAILURES of them) is disabled, its pending deliveries fail,
+  and the organization's admins are emailed (through the outbox).
+
+Every function takes `now`, so tests walk the schedule with a fake clock."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.models import OutboundEmail
+from calls.tenancy.models import Membership
+from calls.webhooks.destinations import Destination, DestinationRefused, destination
+from calls.webhooks.events import emit_event, queue_deliveries
+from calls.webhooks.models import TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.webhooks.signing import signature_headers
+from resilience.breaker import CircuitOpenError, breaker
+from resilience.providers.errors import (
+    ProviderBadResponse,
+    ProviderClientError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderServerError,
+    ProviderTimeout,
+)
+
+logger = logging.getLogger("calliq.calls.webhooks")
+
+# Wait after the 1st, 2nd, … failed attempt; after the last one the delivery fails.
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+JITTER = 0.1
+CONNECT_TIMEOUT = 3.0
+TIMEOUT = 10.0
+# Longer than any attempt can take, so a lease never expires under a live attempt.
+LEASE = timedelta(seconds=60)
+RESPONSE_LIMIT = 2000
+DISABLE_AFTER = timedelta(hours=24)
+DISABLE_MIN_FAILURES = 5
+USER_AGENT = "CallIQ-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: str  # "succeeded", "retrying", "failed", "deferred" (breaker open), "skipped"
+    retry_at: datetime | None = None
+    attempt: WebhookAttempt | None = None
+
+
+@dataclass
+class _Exchange:
+    status: int | None = None
+    body: str = ""
+    duration_ms: int = 0
+
+
+def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """The wait after `attempts` failed attempts, with ±JITTER so many
+    deliveries failing together do not come back together."""
+    base = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+    return base * (1 + (rng or random).uniform(-JITTER, JITTER))
+
+
+def http_client() -> httpx.Client:
+    # trust_env=False: no proxy from the environment may sit between the checked address and the request.
+    return httpx.Client(
+        timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def _read_bounded(response: httpx.Response) -> str:
+    taken = bytearray()
+    for chunk in response.iter_bytes():
+        taken += chunk
+        if len(taken) >= RESPONSE_LIMIT:
+            break
+    return bytes(taken[:RESPONSE_LIMIT]).decode("utf-8", errors="replace")
+
+
+def _post(client: httpx.Client, target: Destination, headers: dict[str, str], body: str, exchange: _Exchange) -> None:
+    """POST once; raises a ProviderError for any answer but 2xx, so the breaker
+    counts 5xx, 429 and timeouts against the endpoint (and its own 4xx not)."""
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+    start = time.perf_counter()
+    try:
+        with client.stream(
+            "POST",
+            target.url,
+            content=body.encode(),
+            headers={**headers, "Host": target.host_header, "Content-Type": "application/json"},
+            extensions=extensions,
+        ) as response:
+            exchange.status = response.status_code
+            exchange.body = _read_bounded(response)
+    finally:
+        exchange.duration_ms = int((time.perf_counter() - start) * 1000)
+    status = exchange.status
+    if 200 <= status < 300:
+        return
+    message = f"HTTP {status}"
+    if status == 429:
+        raise ProviderRateLimited("webhook", message, status=status)
+    if status >= 500:
+        raise ProviderServerError("webhook", message, status=status)
+    if status == 408:
+        raise ProviderTimeout("webhook", message, status=status)
+    if 300 <= status < 400:
+        raise ProviderBadResponse("webhook", f"{message}: redirects are not followed", status=status)
+    raise ProviderClientError("webhook", message, status=status)
+
+
+def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
+    delivery = WebhookDelivery.objects.select_related("event", "endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING or delivery.next_attempt_at > now:
+        return None
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, next_attempt_at=delivery.next_attempt_at
+    ).update(next_attempt_at=now + LEASE)
+    return delivery if claimed else None
+
+
+def attempt_delivery(
+    delivery_id: int, *, now: datetime | None = None, client: httpx.Client | None = None
+) -> AttemptResult:
+    """Make the delivery's next attempt if it is due and nobody else is making it."""
+    now = now or timezone.now()
+    delivery = _claim(delivery_id, now)
+    if delivery is None:
+        return AttemptResult("skipped")
+    endpoint = delivery.endpoint
+    if not endpoint.is_enabled:
+        _finish(delivery, status=WebhookDelivery.Status.FAILED, error="The endpoint is disabled.")
+        return AttemptResult("failed")
+    exchange = _Exchange()
+    error = ""
+    try:
+        target = destination(endpoint.url)
+        headers = signature_headers(
+            secrets_in_force=endpoint.signing_secrets(now),
+            msg_id=delivery.event.msg_id,
+            body=delivery.event.body,
+            now=now,
+        )
+        owned = client is None
+        client = client or http_client()
+        try:
+            breaker(endpoint.breaker_name).call(_post, client, target, headers, delivery.event.body, exchange)
+        finally:
+            if owned:
+                client.close()
+    except CircuitOpenError as exc:
+        retry_at = (exc.next_trial_at or now + timedelta(seconds=60)) + timedelta(seconds=random.uniform(0, 5))
+        _finish(delivery, next_attempt_at=retry_at, error="Waiting: the endpoint's circuit breaker is open.")
+        return AttemptResult("deferred", retry_at=retry_at)
+    except DestinationRefused as exc:
+        error = str(exc)
+    except ProviderError as exc:
+        error = str(exc).removeprefix("webhook: ")
+    except httpx.TimeoutException:
+        error = f"Timed out (connect {CONNECT_TIMEOUT:g} s, answer {TIMEOUT:g} s)."
+    except httpx.HTTPError as exc:
+        error = f"Could not connect: {type(exc).__name__}."
+    return _record(delivery, exchange, error=error, now=now)
+
+
+def _record(delivery: WebhookDelivery, exchange: _Exchange, *, error: str, now: datetime) -> AttemptResult:
+    succeeded = not error
+    endpoint = delivery.endpoint
+    with transaction.atomic():
+        # Locking the row numbers attempts one at a time, even against a redelivery pressed meanwhile.
+        WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        attempt = WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=WebhookAttempt.objects.filter(delivery=delivery).count() + 1,
+            at=now,
+            duration_ms=exchange.duration_ms,
+            status_code=exchange.status,
+            response_body=exchange.body,
+            error=error[:300],
+            succeeded=succeeded,
+        )
+        delivery.attempts += 1
+        delivery.last_status_code = exchange.status
+        if succeeded:
+            _finish(delivery, status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now, error="")
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0, failing_since=None)
+            return AttemptResult("succeeded", attempt=attempt)
+        if delivery.attempts >= MAX_ATTEMPTS:
+            _finish(delivery, status=WebhookDelivery.Status.FAILED, error=error)
+            result = AttemptResult("failed", attempt=attempt)
+        else:
+            retry_at = now + retry_delay(delivery.attempts)
+            _finish(delivery, next_attempt_at=retry_at, error=error)
+            result = AttemptResult("retrying", retry_at=retry_at, attempt=attempt)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            consecutive_failures=F("consecutive_failures") + 1, failing_since=Coalesce(F("failing_since"), now)
+        )
+        endpoint.refresh_from_db(fields=["consecutive_failures", "failing_since", "is_enabled"])
+        if (
+            endpoint.is_enabled
+            and endpoint.consecutive_failures >= DISABLE_MIN_FAILURES
+            and endpoint.failing_since is not None
+            and now - endpoint.failing_since >= DISABLE_AFTER
+        ):
+            hours = int(DISABLE_AFTER.total_seconds() // 3600)
+            disable_endpoint(
+                endpoint,
+                reason=f"Every delivery attempt failed for {hours} hours "
+                f"({endpoint.consecutive_failures} in a row; the last: {error})"[:300],
+                now=now,
+            )
+    return result
+
+
+def _finish(delivery: WebhookDelivery, *, error: str, **fields: object) -> None:
+    fields["last_error"] = error[:300]
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    delivery.save(update_fields=["attempts", "last_status_code", *fields])
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: datetime | None = None) -> bool:
+    """Disable the endpoint (if it is enabled), fail its pending deliveries and
+    email the organization's admins. True if this call disabled it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        flipped = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_enabled=True).update(
+            is_enabled=False, disabled_reason=reason[:300], disabled_at=now
+        )
+        if not flipped:
+            return False
+        WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).pending().update(
+            status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
+        )
+        emails = queue_disabled_emails(endpoint, reason=reason, now=now)
+        ids = [email.pk for email in emails]
+        transaction.on_commit(lambda: _send_now(ids))
+    logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, reason)
+    return True
+
+
+def queue_disabled_emails(endpoint: WebhookEndpoint, *, reason: str, now: datetime) -> list[OutboundEmail]:
+    """One outbox email to each admin of the endpoint's organization."""
+    admins = Membership.objects.filter(
+        organization_id=endpoint.organization_id, role=Membership.Role.ADMIN, user__is_active=True
+    ).select_related("user")
+    path = reverse("webhooks:detail", args=[endpoint.pk])
+    text = "\n".join(
+        [
+            "CallIQ has disabled one of your organization's webhook endpoints:",
+            "",
+            f"  {endpoint.url}",
+            "",
+            f"Why: {reason}",
+            "",
+            "No further events are sent to it. Once it answers again, enable it on",
+            f"its settings page ({path}) and redeliver the events it missed.",
+        ]
+    )
+    emails = []
+    for membership in admins:
+        if not membership.user.email:
+            continue
+        email, _ = OutboundEmail.objects.get_or_create(
+            idempotency_key=f"webhook-{endpoint.pk}-disabled-{int(now.timestamp())}-{membership.user_id}",
+            defaults={
+                "organization_id": endpoint.organization_id,
+                "to_email": membership.user.email,
+                "subject": "A CallIQ webhook endpoint was disabled",
+                "text": text,
+            },
+        )
+        emails.append(email)
+    return emails
+
+
+def _send_now(email_ids: list[int]) -> None:
+    # Resend being down only delays these: the outbox flush sends them later.
+    from calls.pipeline import send_email
+    from resilience.providers.resend import ResendClient
+
+    try:
+        with ResendClient() as client:
+            for email in OutboundEmail.objects.filter(pk__in=email_ids):
+                send_email(email, client=client)
+    except Exception:
+        logger.exception("could not send the endpoint-disabled emails now; the outbox will")
+
+
+def redeliver(delivery: WebhookDelivery, *, now: datetime | None = None) -> bool:
+    """Send a delivery again (whatever its status) with the same webhook-id, as a
+    new round of the retry schedule. False if its endpoint is disabled."""
+    if not delivery.endpoint.is_enabled:
+        return False
+    now = now or timezone.now()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=now, last_error=""
+    )
+    transaction.on_commit(lambda: queue_deliveries([delivery.pk]))
+    return True
+
+
+def send_test_event(endpoint: WebhookEndpoint) -> bool:
+    """Queue a `webhook.test` event to this endpoint alone. False if it is disabled."""
+    if not endpoint.is_enabled:
+        return False
+    emit_event(
+        endpoint.organization_id,
+        TEST_EVENT,
+        {"endpoint_id": endpoint.pk, "message": "A test event from CallIQ."},
+        endpoints=[endpoint],
+    )
+    return True
