@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -39,7 +40,7 @@ from calls.models import OutboundEmail
 from calls.tenancy.models import Membership
 from calls.webhooks.destinations import Destination, DestinationRefused, destination
 from calls.webhooks.events import emit_event, queue_deliveries
-from calls.webhooks.models import TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.webhooks.models import TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks.signing import signature_headers
 from resilience.breaker import CircuitOpenError, breaker
 from resilience.providers.errors import (
@@ -67,12 +68,16 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 JITTER = 0.1
 CONNECT_TIMEOUT = 3.0
 TIMEOUT = 10.0
+# Reading the answer stops here; tasks.deliver_webhook's time limits bound the rest (a dripped header).
+TOTAL_TIME = 15.0
 # Longer than any attempt can take, so a lease never expires under a live attempt.
 LEASE = timedelta(seconds=60)
 RESPONSE_LIMIT = 2000
 DISABLE_AFTER = timedelta(hours=24)
 DISABLE_MIN_FAILURES = 5
 USER_AGENT = "CallIQ-Webhooks/1"
+# The delivery log is kept this long (tasks.prune_webhook_log, daily).
+LOG_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -106,11 +111,14 @@ def http_client() -> httpx.Client:
     )
 
 
-def _read_bounded(response: httpx.Response) -> str:
+def _read_bounded(response: httpx.Response, started: float) -> str:
+    """At most RESPONSE_LIMIT bytes, and no reading past TOTAL_TIME: httpx's
+    timeouts are per read, so a body dripped a byte at a time would otherwise
+    hold the worker for RESPONSE_LIMIT reads."""
     taken = bytearray()
     for chunk in response.iter_bytes():
         taken += chunk
-        if len(taken) >= RESPONSE_LIMIT:
+        if len(taken) >= RESPONSE_LIMIT or time.perf_counter() - started > TOTAL_TIME:
             break
     return bytes(taken[:RESPONSE_LIMIT]).decode("utf-8", errors="replace")
 
@@ -129,7 +137,7 @@ def _post(client: httpx.Client, target: Destination, headers: dict[str, str], bo
             extensions=extensions,
         ) as response:
             exchange.status = response.status_code
-            exchange.body = _read_bounded(response)
+            exchange.body = _read_bounded(response, start)
     finally:
         exchange.duration_ms = int((time.perf_counter() - start) * 1000)
     status = exchange.status
@@ -194,6 +202,8 @@ def attempt_delivery(
         error = str(exc)
     except ProviderError as exc:
         error = str(exc).removeprefix("webhook: ")
+    except SoftTimeLimitExceeded:
+        error = "Took too long in all: the endpoint answered too slowly."
     except httpx.TimeoutException:
         error = f"Timed out (connect {CONNECT_TIMEOUT:g} s, answer {TIMEOUT:g} s)."
     except httpx.HTTPError as exc:
@@ -349,3 +359,18 @@ def send_test_event(endpoint: WebhookEndpoint) -> bool:
         endpoints=[endpoint],
     )
     return True
+
+
+def prune_log(*, older_than: datetime, batch: int = 1000) -> int:
+    """Delete events created before `older_than` with no pending delivery, `batch` at a time."""
+    deleted = 0
+    while True:
+        ids = list(
+            WebhookEvent.objects.filter(created_at__lt=older_than)
+            .exclude(deliveries__status=WebhookDelivery.Status.PENDING)
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        WebhookEvent.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -8,6 +8,8 @@ lease, so a delivery queued twice is still sent once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import Task, shared_task
 from django.utils import timezone
 
@@ -18,7 +20,10 @@ from calls.webhooks.models import WebhookDelivery
 SHORT_WAIT = 60.0
 
 
-@shared_task(bind=True, acks_late=True)
+# An attempt takes at most ~3 s to connect and 10 s per read; these bound a
+# response dripped slowly enough to dodge both (the soft limit is recorded as a
+# failed attempt; the hard one ends the task and the lease lets the sweep retry).
+@shared_task(bind=True, acks_late=True, soft_time_limit=30, time_limit=45)
 def deliver_webhook(self: Task, delivery_id: int) -> str:
     result = delivery.attempt_delivery(delivery_id)
     if result.retry_at is not None and not self.request.is_eager:
@@ -36,3 +41,10 @@ def send_due_webhooks(limit: int = 500) -> int:
     ids = list(due.values_list("pk", flat=True)[:limit])
     queue_deliveries(ids)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def prune_webhook_log(days: int = delivery.LOG_RETENTION_DAYS) -> int:
+    """Delete events (with their deliveries and attempts) older than `days`
+    that have nothing pending; returns how many events went."""
+    return delivery.prune_log(older_than=timezone.now() - timedelta(days=days))

@@ -18,7 +18,7 @@ from calls.tenancy.models import Membership
 from calls.webhooks import delivery as service
 from calls.webhooks import tasks
 from calls.webhooks.events import emit_event
-from calls.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from resilience.breaker import breaker
 from tests import factories
 from tests.calls.webhooks.conftest import ALL_EVENTS
@@ -331,3 +331,17 @@ def test_the_body_sent_is_exactly_the_stored_event(endpoint, receiver):
     service.attempt_delivery(delivery.pk)
     assert receiver.received[0].body.decode() == delivery.event.body
     assert json.loads(delivery.event.body)["data"]["call_id"] == 7
+
+
+def test_the_log_is_pruned_after_its_retention_but_pending_deliveries_are_kept(endpoint, receiver):
+    old_done = new_delivery(endpoint)
+    old_pending = new_delivery(endpoint)
+    recent = new_delivery(endpoint)
+    service.attempt_delivery(old_done.pk)
+    long_ago = timezone.now() - dt.timedelta(days=service.LOG_RETENTION_DAYS + 1)
+    WebhookEvent.objects.filter(pk__in=[old_done.event_id, old_pending.event_id]).update(created_at=long_ago)
+
+    assert tasks.prune_webhook_log() == 1
+
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {old_pending.event_id, recent.event_id}
+    assert not WebhookAttempt.objects.filter(delivery_id=old_done.pk).exists()
