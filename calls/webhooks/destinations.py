@@ -62,12 +62,21 @@ def _is_loopback_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
+def _host(url: str) -> str:
+    """The URL's host name in ASCII (IDNA for international names), lower case, no trailing dot."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if not host:
+        raise DestinationRefused("The URL needs a host name.")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise DestinationRefused("The URL's host name is not valid.") from exc
+
+
 def check_url(url: str) -> None:
     """Refuse a URL that is not allowed as it is written (before any DNS)."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise DestinationRefused("The URL needs a host name.")
+    host = _host(url)
     if parts.username is not None or parts.password is not None:
         raise DestinationRefused("Leave user names and passwords out of the URL: verify our signature instead.")
     try:
@@ -113,7 +122,7 @@ def check_url_and_host(url: str) -> None:
     not resolve (yet) is accepted here (its deliveries fail until it does)."""
     check_url(url)
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = _host(url)
     try:
         addresses = resolve(host, parts.port or 443)
     except DestinationRefused:
@@ -125,7 +134,7 @@ def destination(url: str) -> Destination:
     """Check the URL, resolve its host now and return where to connect; raises DestinationRefused."""
     check_url(url)
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = _host(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = resolve(host, port)
     check_addresses(host, addresses)

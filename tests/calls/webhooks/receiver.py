@@ -3,6 +3,7 @@ request (path, headers, body) and answers what the test queued."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import deque
@@ -69,6 +70,12 @@ class Receiver:
     def answer(self, status: int = 200, body: bytes = b"ok", *, times: int = 1, **kwargs: object) -> None:
         for _ in range(times):
             self.queued.append(Answer(status, body, **kwargs))
+
+    def use_tls(self, certfile: str, keyfile: str) -> None:
+        """Serve HTTPS with this certificate (call before start)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
 
     def start(self) -> None:
         self.thread.start()

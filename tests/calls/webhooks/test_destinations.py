@@ -4,14 +4,23 @@ delivery refuses to connect to when it resolves the host."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 
+import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from calls.webhooks import delivery as service
 from calls.webhooks.destinations import DestinationRefused, check_url, check_url_and_host, destination
 from calls.webhooks.events import emit_event
 from calls.webhooks.models import WebhookAttempt, WebhookEndpoint
 from tests.calls.webhooks.conftest import ALL_EVENTS
+from tests.calls.webhooks.receiver import Receiver
+
+
+def new_delivery(endpoint: WebhookEndpoint):
+    return emit_event(endpoint.organization, "call.completed", {"call_id": 1}, endpoints=[endpoint]).deliveries.get()
 
 
 @pytest.fixture
@@ -90,6 +99,22 @@ def test_a_name_resolving_to_a_private_address_is_refused_on_save_and_at_deliver
 
 
 @pytest.mark.usefixtures("production")
+def test_numeric_spellings_of_loopback_are_caught_when_resolved():
+    # glibc reads "2130706433" and "0x7f.1" as 127.0.0.1: the check is on the resolved address.
+    for url in ("https://2130706433/x", "https://0x7f.1/x"):
+        with pytest.raises(DestinationRefused, match="resolves to a private, loopback"):
+            destination(url)
+
+
+@pytest.mark.usefixtures("production")
+def test_an_international_host_name_is_sent_as_idna(dns):
+    dns["xn--bcher-kva.example"] = ["93.184.216.34"]
+    target = destination("https://bücher.example/hooks")
+    assert target.host_header == "xn--bcher-kva.example"
+    assert target.sni_hostname == "xn--bcher-kva.example"
+
+
+@pytest.mark.usefixtures("production")
 def test_the_connection_goes_to_the_address_that_was_checked(dns):
     dns["crm.customer.example"] = ["93.184.216.34"]
     target = destination("https://crm.customer.example:8443/hooks?a=1")
@@ -136,3 +161,47 @@ def test_a_delivery_by_name_carries_the_name_in_the_host_header(org, receiver):
     delivery = emit_event(org, "call.completed", {"call_id": 1}, endpoints=[endpoint]).deliveries.get()
     assert service.attempt_delivery(delivery.pk).outcome == "succeeded"
     assert receiver.received[0].headers["Host"] == f"localhost:{receiver.port}"
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for the name hooks.test."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=hooks.test", "-addext", "subjectAltName=DNS:hooks.test",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_the_certificate_checked(
+    org, allow_loopback, dns, certificate
+):
+    cert, key = certificate
+    server = Receiver()
+    server.use_tls(cert, key)
+    server.start()
+    try:
+        dns["hooks.test"] = ["127.0.0.1"]
+        endpoint, secret = WebhookEndpoint.create_with_secret(
+            organization=org, url=f"https://hooks.test:{server.port}/in", description="", events=ALL_EVENTS
+        )
+        trusted = ssl.create_default_context(cafile=cert)
+        with httpx.Client(verify=trusted, follow_redirects=False, trust_env=False) as client:
+            ok = service.attempt_delivery(new_delivery(endpoint).pk, client=client)
+        with httpx.Client(follow_redirects=False, trust_env=False) as client:  # the system's CAs only
+            untrusted = service.attempt_delivery(new_delivery(endpoint).pk, client=client)
+    finally:
+        server.stop()
+
+    assert ok.outcome == "succeeded"
+    (request,) = server.received  # the untrusted certificate stopped the second one before any request
+    assert request.headers["Host"] == f"hooks.test:{server.port}"
+    Webhook(secret).verify(request.body, request.headers)
+    assert untrusted.outcome == "retrying"
+    assert "Could not connect" in WebhookAttempt.objects.filter(succeeded=False).get().error
