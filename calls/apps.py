@@ -7,4 +7,8 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery's autodiscovery finds calls.tasks only; the webhook tasks live in their package.
+        from calls import pipeline
         from calls.webhooks import tasks  # noqa: F401
+        from calls.webhooks.delivery import endpoint_disabled
+
+        endpoint_disabled.connect(pipeline.email_admins_endpoint_disabled, dispatch_uid="calls.email_admins")

@@ -16,7 +16,7 @@ RESPONSE_LIMIT bytes of the answer read and kept.
 - Breaker open: not an attempt; the delivery waits for the breaker's next trial.
 - An endpoint whose every attempt has failed for DISABLE_AFTER (at least
   DISABLE_MIN_FAILURES of them) is disabled, its pending deliveries fail,
-  and the organization's admins are emailed (through the outbox).
+  and `endpoint_disabled` is sent (the admins are emailed through the outbox).
 
 Every function takes `now`, so tests walk the schedule with a fake clock."""
 
@@ -33,14 +33,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
-from django.urls import reverse
+from django.dispatch import Signal
 from django.utils import timezone
 
-from calls.models import OutboundEmail
-from calls.tenancy.models import Membership
 from calls.webhooks.destinations import Destination, DestinationRefused, destination
-from calls.webhooks.events import emit_event, queue_deliveries
-from calls.webhooks.models import TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks.signing import signature_headers
 from resilience.breaker import CircuitOpenError, breaker
 from resilience.providers.errors import (
@@ -76,6 +73,11 @@ RESPONSE_LIMIT = 2000
 DISABLE_AFTER = timedelta(hours=24)
 DISABLE_MIN_FAILURES = 5
 USER_AGENT = "CallIQ-Webhooks/1"
+
+# Sent (endpoint, reason, now) inside the transaction that disables an endpoint.
+# calls.pipeline, which owns the email outbox, emails the organization's admins
+# (connected in CallsConfig.ready(), so this package never imports the outbox).
+endpoint_disabled = Signal()
 # The delivery log is kept this long (tasks.prune_webhook_log, daily).
 LOG_RETENTION_DAYS = 30
 
@@ -269,7 +271,7 @@ def _finish(delivery: WebhookDelivery, *, error: str, **fields: object) -> None:
 
 def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: datetime | None = None) -> bool:
     """Disable the endpoint (if it is enabled), fail its pending deliveries and
-    email the organization's admins. True if this call disabled it."""
+    send endpoint_disabled (the admins' email). True if this call disabled it."""
     now = now or timezone.now()
     with transaction.atomic():
         flipped = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_enabled=True).update(
@@ -280,84 +282,9 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str, now: datetime | 
         WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).pending().update(
             status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
         )
-        emails = queue_disabled_emails(endpoint, reason=reason, now=now)
-        ids = [email.pk for email in emails]
-        transaction.on_commit(lambda: _send_now(ids))
+        # Inside the transaction: whatever a receiver stores (the admins' emails) commits with the disabling.
+        endpoint_disabled.send(sender=WebhookEndpoint, endpoint=endpoint, reason=reason, now=now)
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, reason)
-    return True
-
-
-def queue_disabled_emails(endpoint: WebhookEndpoint, *, reason: str, now: datetime) -> list[OutboundEmail]:
-    """One outbox email to each admin of the endpoint's organization."""
-    admins = Membership.objects.filter(
-        organization_id=endpoint.organization_id, role=Membership.Role.ADMIN, user__is_active=True
-    ).select_related("user")
-    path = reverse("webhooks:detail", args=[endpoint.pk])
-    text = "\n".join(
-        [
-            "CallIQ has disabled one of your organization's webhook endpoints:",
-            "",
-            f"  {endpoint.url}",
-            "",
-            f"Why: {reason}",
-            "",
-            "No further events are sent to it. Once it answers again, enable it on",
-            f"its settings page ({path}) and redeliver the events it missed.",
-        ]
-    )
-    emails = []
-    for membership in admins:
-        if not membership.user.email:
-            continue
-        email, _ = OutboundEmail.objects.get_or_create(
-            idempotency_key=f"webhook-{endpoint.pk}-disabled-{int(now.timestamp())}-{membership.user_id}",
-            defaults={
-                "organization_id": endpoint.organization_id,
-                "to_email": membership.user.email,
-                "subject": "A CallIQ webhook endpoint was disabled",
-                "text": text,
-            },
-        )
-        emails.append(email)
-    return emails
-
-
-def _send_now(email_ids: list[int]) -> None:
-    # Resend being down only delays these: the outbox flush sends them later.
-    from calls.pipeline import send_email
-    from resilience.providers.resend import ResendClient
-
-    try:
-        with ResendClient() as client:
-            for email in OutboundEmail.objects.filter(pk__in=email_ids):
-                send_email(email, client=client)
-    except Exception:
-        logger.exception("could not send the endpoint-disabled emails now; the outbox will")
-
-
-def redeliver(delivery: WebhookDelivery, *, now: datetime | None = None) -> bool:
-    """Send a delivery again (whatever its status) with the same webhook-id, as a
-    new round of the retry schedule. False if its endpoint is disabled."""
-    if not delivery.endpoint.is_enabled:
-        return False
-    now = now or timezone.now()
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=now, last_error=""
-    )
-    transaction.on_commit(lambda: queue_deliveries([delivery.pk]))
-    return True
-
-
-def send_test_event(endpoint: WebhookEndpoint) -> bool:
-    """Queue a `webhook.test` event to this endpoint alone. False if it is disabled."""
-    if not endpoint.is_enabled:
-        return False
-    emit_event(
-        endpoint.organization_id,
-        TEST_EVENT,
-        {"endpoint_id": endpoint.pk, "message": "A test event from CallIQ."},
-        endpoints=[endpoint],
-    )
     return True
 
 

@@ -14,8 +14,6 @@ emails or transcript text (a receiver fetches those through the API)."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,10 +22,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from calls.tenancy.models import Organization
-from calls.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.webhooks.models import TEST_EVENT, EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks.signing import new_message_id
-
-logger = logging.getLogger("calliq.calls.webhooks")
+from calls.webhooks.tasks import queue_deliveries
 
 # Calls per call.outcome_changed event when many change at once.
 OUTCOME_BATCH = 500
@@ -70,18 +67,6 @@ def emit_event(
     ids = [delivery.pk for delivery in deliveries]
     transaction.on_commit(lambda: queue_deliveries(ids))
     return event
-
-
-def queue_deliveries(delivery_ids: Iterable[int]) -> None:
-    """Hand deliveries to Celery. Never raises: a broker that is down (or an
-    in-process run that fails) leaves them due, for the sweep."""
-    from calls.webhooks.tasks import deliver_webhook
-
-    for delivery_id in delivery_ids:
-        try:
-            deliver_webhook.delay(delivery_id)
-        except Exception:
-            logger.exception("could not queue webhook delivery %s; the sweep will send it", delivery_id)
 
 
 def call_facts(call: Any) -> dict[str, Any]:
@@ -140,3 +125,16 @@ def emit_outcome_changes(organization: Organization, calls: QuerySet, outcome: s
     if batch:
         flush()
     return emitted
+
+
+def send_test_event(endpoint: WebhookEndpoint) -> bool:
+    """Queue a `webhook.test` event to this endpoint alone. False if it is disabled."""
+    if not endpoint.is_enabled:
+        return False
+    emit_event(
+        endpoint.organization_id,
+        TEST_EVENT,
+        {"endpoint_id": endpoint.pk, "message": "A test event from CallIQ."},
+        endpoints=[endpoint],
+    )
+    return True

@@ -8,14 +8,18 @@ lease, so a delivery queued twice is still sent once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from celery import Task, shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from calls.webhooks import delivery
-from calls.webhooks.events import queue_deliveries
 from calls.webhooks.models import WebhookDelivery
+
+logger = logging.getLogger("calliq.calls.webhooks")
 
 SHORT_WAIT = 60.0
 
@@ -48,3 +52,26 @@ def prune_webhook_log(days: int = delivery.LOG_RETENTION_DAYS) -> int:
     """Delete events (with their deliveries and attempts) older than `days`
     that have nothing pending; returns how many events went."""
     return delivery.prune_log(older_than=timezone.now() - timedelta(days=days))
+
+
+def queue_deliveries(delivery_ids: Iterable[int]) -> None:
+    """Hand deliveries to Celery. Never raises: a broker that is down (or an
+    in-process run that fails) leaves them due, for the sweep."""
+    for delivery_id in delivery_ids:
+        try:
+            deliver_webhook.delay(delivery_id)
+        except Exception:
+            logger.exception("could not queue webhook delivery %s; the sweep will send it", delivery_id)
+
+
+def redeliver(found: WebhookDelivery, *, now: datetime | None = None) -> bool:
+    """Send a delivery again (whatever its status) with the same webhook-id, as a
+    new round of the retry schedule, once the caller's transaction commits.
+    False if its endpoint is disabled."""
+    if not found.endpoint.is_enabled:
+        return False
+    WebhookDelivery.objects.filter(pk=found.pk).update(
+        status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=now or timezone.now(), last_error=""
+    )
+    transaction.on_commit(lambda: queue_deliveries([found.pk]))
+    return True

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from calls.tenancy.decorators import organization_required
 from calls.tenancy.http import OrgRequest
 from calls.tenancy.models import Membership
-from calls.webhooks import delivery as delivery_service
+from calls.webhooks.events import send_test_event
 from calls.webhooks.forms import MAX_ENDPOINTS, EndpointEditForm, EndpointForm
 from calls.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.webhooks.tasks import redeliver
 
 DELIVERIES_SHOWN = 50
 
@@ -131,7 +132,7 @@ def endpoint_rotate(request: OrgRequest, endpoint_id: int) -> HttpResponse:
 @organization_admin_required
 def endpoint_test(request: OrgRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
-    if delivery_service.send_test_event(endpoint):
+    if send_test_event(endpoint):
         messages.success(request, "Test event queued: it appears in the delivery log below.")
     else:
         messages.error(request, "The endpoint is disabled: enable it to send a test event.")
@@ -145,7 +146,7 @@ def delivery_redeliver(request: OrgRequest, endpoint_id: int, delivery_id: int) 
     found = get_object_or_404(
         WebhookDelivery.objects.select_related("event", "endpoint"), pk=delivery_id, endpoint=endpoint
     )
-    queued = delivery_service.redeliver(found)
+    queued = redeliver(found)
     if request.htmx:
         found.refresh_from_db()
         context = {"endpoint": endpoint, "delivery": found, "notice": "queued" if queued else "disabled"}

@@ -93,7 +93,7 @@ def test_a_redelivery_keeps_the_webhook_id_and_is_signed_anew(endpoint_and_secre
     delivery = new_delivery(endpoint)
     service.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
-    assert service.redeliver(delivery)
+    assert tasks.redeliver(delivery)
     service.attempt_delivery(delivery.pk)
 
     first, second = receiver.received
@@ -298,7 +298,7 @@ def test_an_endpoint_failing_for_a_day_is_disabled_and_its_admins_are_emailed(
     assert sent_to == sorted(a.user.email for a in admins)
     # Disabled: nothing more goes out, and a redelivery is refused until an admin enables it.
     requests_so_far = len(receiver.received)
-    assert not service.redeliver(delivery)
+    assert not tasks.redeliver(delivery)
     assert tasks.send_due_webhooks() == 0
     assert len(receiver.received) == requests_so_far
 
