@@ -176,3 +176,35 @@ def test_an_event_whose_queueing_was_lost_is_sent_by_the_sweep(endpoint_and_secr
     assert payload["data"] == {"call_id": 9}
     assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.SUCCEEDED
     assert tasks.send_due_webhooks() == 0
+
+
+def test_staff_changing_a_calls_outcome_in_the_admin_send_call_outcome_changed(
+    client, staff_user, call, endpoint_and_secret, receiver, django_capture_on_commit_callbacks
+):
+    _, secret = endpoint_and_secret
+    client.force_login(staff_user)
+    url = reverse("admin:calls_call_change", args=[call.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data |= {
+        "organization": call.organization_id,
+        "rep": call.rep_id,
+        "started_at_0": call.started_at.strftime("%Y-%m-%d"),
+        "started_at_1": call.started_at.strftime("%H:%M:%S"),
+        "created_at_0": call.created_at.strftime("%Y-%m-%d"),
+        "created_at_1": call.created_at.strftime("%H:%M:%S"),
+        "outcome": "lost",
+        "transcript-TOTAL_FORMS": 0,
+        "transcript-INITIAL_FORMS": 0,
+        "analysis-TOTAL_FORMS": 0,
+        "analysis-INITIAL_FORMS": 0,
+    }
+    data.pop("recording", None)
+    data.pop("delayed_until", None)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    call.refresh_from_db()
+    assert call.outcome == "lost"
+    (payload,) = received_payloads(receiver, secret)
+    assert payload["data"]["calls"] == [{"call_id": call.pk, "previous_outcome": "won", "rep_id": call.rep_id}]
