@@ -217,8 +217,11 @@ def _record(delivery: WebhookDelivery, exchange: _Exchange, *, error: str, now: 
     succeeded = not error
     endpoint = delivery.endpoint
     with transaction.atomic():
-        # Locking the row numbers attempts one at a time, even against a redelivery pressed meanwhile.
-        WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        # Locking the row numbers attempts one at a time; reading it counts this attempt
+        # in the round a redelivery pressed meanwhile has started (attempts back to 0).
+        locked = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if locked is not None:
+            delivery.attempts = locked.attempts
         attempt = WebhookAttempt.objects.create(
             delivery=delivery,
             number=WebhookAttempt.objects.filter(delivery=delivery).count() + 1,

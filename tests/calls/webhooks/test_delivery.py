@@ -345,3 +345,22 @@ def test_the_log_is_pruned_after_its_retention_but_pending_deliveries_are_kept(e
 
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {old_pending.event_id, recent.event_id}
     assert not WebhookAttempt.objects.filter(delivery_id=old_done.pk).exists()
+
+
+def test_a_redelivery_pressed_during_an_attempt_starts_the_round_that_attempt_counts_in(endpoint, receiver):
+    receiver.answer(500, b"", times=2)
+    delivery = new_delivery(endpoint)
+    clock = timezone.now()
+    result = service.attempt_delivery(delivery.pk, now=clock)
+    claimed = service._claim(delivery.pk, result.retry_at)  # the second attempt is under way…
+    assert claimed is not None
+    delivery.refresh_from_db()
+    tasks.redeliver(delivery)  # …when an admin presses Redeliver
+
+    exchange = service._Exchange(status=500, body="", duration_ms=3)
+    service._record(claimed, exchange, error="HTTP 500", now=result.retry_at)
+
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1  # the first of the new round, not the third
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    assert list(delivery.attempt_log.order_by("number").values_list("number", flat=True)) == [1, 2]
