@@ -225,6 +225,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
 CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["resume-delayed-calls"] = {"task": "calls.tasks.resume_delayed_calls", "schedule": 60.0}
+# Webhooks out: retries due (and events whose queueing failed) are queued by this sweep.
+CELERY_BEAT_SCHEDULE["send-due-webhooks"] = {"task": "calls.webhooks.tasks.send_due_webhooks", "schedule": 15.0}
+CELERY_BEAT_SCHEDULE["prune-webhook-log"] = {"task": "calls.webhooks.tasks.prune_webhook_log", "schedule": 24 * 3600}
+# Webhook endpoints on loopback (and plain http to them): for local development
+# and the tests' receiver. Private and link-local addresses are always refused.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("CALLIQ_WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
 
 if env_bool("CALLIQ_WARM_CACHE_PERIODICALLY", default=False):
     CELERY_BEAT_SCHEDULE["warm-cache"] = {

@@ -22,6 +22,7 @@ urlpatterns = [
     path("accounts/tokens/<int:token_id>/revoke/", tenancy_views.token_revoke, name="token_revoke"),
     path("organization/switch/", tenancy_views.switch_organization, name="switch_organization"),
     path("calls/", include("calls.urls")),
+    path("settings/webhooks/", include("calls.webhooks.urls")),
     path("analytics/", include("analytics.urls")),
     path("monitoring/", include("resilience.urls")),
     path("api/v1/openapi.json", openapi_json, name="openapi"),

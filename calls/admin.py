@@ -4,12 +4,15 @@ revoke it, one way; the database refuses anything else (migration 0004)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from calls.models import Call, CallAnalysis, Transcript
 from calls.tenancy.models import ApiToken, Membership, Organization
+from calls.webhooks.events import emit_outcome_changes
 
 
 class MembershipInline(admin.TabularInline):
@@ -120,6 +123,12 @@ class CallAdmin(admin.ModelAdmin):
     # A million rows: no COUNT(*) of the whole table for the change list's paginator.
     show_full_result_count = False
     inlines = [TranscriptInline, CallAnalysisInline]
+
+    def save_model(self, request: HttpRequest, obj: Call, form: Any, change: bool) -> None:
+        if change and "outcome" in form.changed_data:
+            # Before the save, while the row still holds the previous outcome (the admin's view is atomic).
+            emit_outcome_changes(obj.organization, Call.objects.filter(pk=obj.pk), obj.outcome)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(CallAnalysis)

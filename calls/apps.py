@@ -10,3 +10,9 @@ class CallsConfig(AppConfig):
         from calls import cache_wiring
 
         cache_wiring.connect()
+        # Celery's autodiscovery finds calls.tasks only; the webhook tasks live in their package.
+        from calls import pipeline
+        from calls.webhooks import tasks  # noqa: F401
+        from calls.webhooks.delivery import endpoint_disabled
+
+        endpoint_disabled.connect(pipeline.email_admins_endpoint_disabled, dispatch_uid="calls.email_admins")

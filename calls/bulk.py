@@ -23,6 +23,7 @@ from calls.events import affected_range, announce_bulk_change
 from calls.models import Call
 from calls.selection import clear_selection, selected_calls
 from calls.tenancy.models import Membership
+from calls.webhooks.events import emit_outcome_changes
 
 DELETE_CHUNK = 1000
 # Up to this many ids are named in the announcement; beyond, receivers get the date range only.
@@ -60,6 +61,8 @@ def set_selection_outcome(membership: Membership, outcome: str) -> BulkResult:
     with transaction.atomic():
         span = affected_range(calls)
         ids = list(calls.values_list("pk", flat=True)[: ANNOUNCE_IDS_LIMIT + 1])
+        # Before the UPDATE: the event names each call's previous outcome.
+        emit_outcome_changes(organization, calls, outcome)
         changed = calls.update(outcome=outcome, updated_at=timezone.now())
         if changed:
             announce_bulk_change(

@@ -1,7 +1,8 @@
 """The call pipeline's steps as plain functions: transcribe_call (AssemblyAI),
 analyse_call (OpenAI), notify_rep (Resend, through the email outbox), and
 what happens when a provider is down: delay_analysis marks a call delayed,
-send_outbox sends stored emails once Resend answers again.
+send_outbox sends stored emails once Resend answers again (and the outbox
+also carries the admins' email when a webhook endpoint is disabled).
 
 Each step is idempotent (a step already done returns what it made), talks to
 its provider through the client given (so tasks, commands and tests choose
@@ -13,9 +14,13 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import Call, CallAnalysis, OutboundEmail, Transcript
+from calls.tenancy.models import Membership
+from calls.webhooks.events import emit_call_completed, emit_call_failed
+from calls.webhooks.models import WebhookEndpoint
 from resilience.breaker import CircuitOpenError, breaker
 from resilience.errors import ProviderError
 from resilience.providers.assemblyai import AssemblyAIClient, utterances_from
@@ -104,7 +109,7 @@ def analyse_call(call: Call, *, client: OpenAIClient) -> CallAnalysis:
     result = client.analyse_transcript(transcript.text)
     stats = conversation_stats(transcript.utterances)
     with transaction.atomic():
-        analysis, _ = CallAnalysis.objects.get_or_create(
+        analysis, created = CallAnalysis.objects.get_or_create(
             call=call,
             defaults={
                 "summary": result.summary,
@@ -126,6 +131,8 @@ def analyse_call(call: Call, *, client: OpenAIClient) -> CallAnalysis:
             delay_reason="",
             failure_reason="",
         )
+        if created:  # a second run that finds the analysis made by the first announces nothing
+            emit_call_completed(call)
     return analysis
 
 
@@ -137,7 +144,13 @@ def delay_analysis(call: Call, *, until: dt.datetime | None, reason: str) -> Non
 
 
 def fail_call(call: Call, *, reason: str) -> None:
-    _set_status(call, Call.Status.FAILED, failure_reason=reason[:300], delayed_until=None, delay_reason="")
+    with transaction.atomic():
+        # Read under a row lock: two workers failing the same call announce it once.
+        current = Call.objects.select_for_update().filter(pk=call.pk).values_list("status", flat=True).first()
+        newly_failed = current != Call.Status.FAILED
+        _set_status(call, Call.Status.FAILED, failure_reason=reason[:300], delayed_until=None, delay_reason="")
+        if newly_failed:
+            emit_call_failed(call)
 
 
 def queue_rep_email(call: Call) -> OutboundEmail | None:
@@ -215,6 +228,52 @@ def notify_rep(call: Call, *, client: ResendClient) -> OutboundEmail | None:
     if email is not None:
         send_email(email, client=client)
     return email
+
+
+def email_admins_endpoint_disabled(*, endpoint: WebhookEndpoint, reason: str, now: dt.datetime, **_: object) -> None:
+    """calls.webhooks.delivery.endpoint_disabled's receiver (connected in
+    CallsConfig.ready()): one outbox email to each admin of the endpoint's
+    organization, stored in the disabling transaction, sent once it commits
+    (or by the outbox flush while Resend is down)."""
+    admins = Membership.objects.filter(
+        organization_id=endpoint.organization_id, role=Membership.Role.ADMIN, user__is_active=True
+    ).select_related("user")
+    text = "\n".join(
+        [
+            "CallIQ has disabled one of your organization's webhook endpoints:",
+            "",
+            f"  {endpoint.url}",
+            "",
+            f"Why: {reason}",
+            "",
+            "No further events are sent to it. Once it answers again, enable it on its",
+            f"settings page ({reverse('webhooks:detail', args=[endpoint.pk])}) and redeliver the events it missed.",
+        ]
+    )
+    ids = []
+    for membership in admins:
+        if not membership.user.email:
+            continue
+        email, _ = OutboundEmail.objects.get_or_create(
+            idempotency_key=f"webhook-{endpoint.pk}-disabled-{int(now.timestamp())}-{membership.user_id}",
+            defaults={
+                "organization_id": endpoint.organization_id,
+                "to_email": membership.user.email,
+                "subject": "A CallIQ webhook endpoint was disabled",
+                "text": text,
+            },
+        )
+        ids.append(email.pk)
+    transaction.on_commit(lambda: _send_now(ids))
+
+
+def _send_now(email_ids: list[int]) -> None:
+    try:
+        with ResendClient() as client:
+            for email in OutboundEmail.objects.filter(pk__in=email_ids):
+                send_email(email, client=client)
+    except Exception:
+        logger.exception("could not send emails %s now; the outbox flush will", email_ids)
 
 
 def send_outbox(*, client: ResendClient, limit: int = 100) -> int:
