@@ -28,6 +28,7 @@ from django_htmx.http import trigger_client_event
 from calls import listing as calls_listing
 from calls.bulk import delete_selection, set_selection_outcome, split_selection
 from calls.forms import SORT_CHOICES, SORT_LABELS, BulkOutcomeForm, CallListForm, CallUploadForm
+from calls.listen import listening_context
 from calls.listing import (
     BEFORE,
     PAGE_SIZES,
@@ -337,7 +338,7 @@ def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
         "transcript": getattr(call, "transcript", None),
         "analysis": getattr(call, "analysis", None),
         "steps": pipeline_steps(call),
-    }
+    } | listening_context(call, request.user, request.GET.get("t"))
     return render(request, "calls/detail.html", context)
 
 
