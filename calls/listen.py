@@ -84,6 +84,10 @@ class SpeakerLane:
     share: float
 
     @property
+    def percent(self) -> int:
+        return round(self.share * 100)
+
+    @property
     def colour(self) -> str:
         """A CSS class; lanes are told apart by their label and row, the colour only helps."""
         return f"lane-{self.row % LANE_COLOURS}"
