@@ -28,15 +28,28 @@ AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 
-@pytest.fixture
-def axe_page(browser: Browser, live_server) -> Iterator[Page]:
+DESKTOP = {"width": 1366, "height": 900}
+# Lighthouse's phone: layouts wrap, and targets end up closer together.
+PHONE = {"width": 412, "height": 823}
+
+
+def axe_context_page(browser: Browser, live_server, viewport: dict[str, int]) -> Iterator[Page]:
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: install the npm packages (npm ci; make test does).")
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900}, bypass_csp=True)
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
     context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
+    yield context.new_page()
     context.close()
+
+
+@pytest.fixture
+def axe_page(browser: Browser, live_server) -> Iterator[Page]:
+    yield from axe_context_page(browser, live_server, DESKTOP)
+
+
+@pytest.fixture
+def phone_page(browser: Browser, live_server) -> Iterator[Page]:
+    yield from axe_context_page(browser, live_server, PHONE)
 
 
 def violations(page: Page) -> list[str]:
@@ -179,4 +192,30 @@ def test_the_sign_in_and_signed_out_pages_have_no_accessibility_violations(axe_p
     response = axe_page.goto("/calls/no-such-page/")
     assert response.status == 404
     found += violations(axe_page)
+    assert found == [], json.dumps(found, indent=1)
+
+
+def test_the_pages_on_a_phone_have_no_accessibility_violations(phone_page, member, busy_org, staff_user):
+    Membership.objects.create(user=staff_user, organization=busy_org.organization, role=Membership.Role.ADMIN)
+    sign_in(phone_page, member.user.username)
+    phone_page.wait_for_url("**/calls/")
+    found = []
+    for path in [
+        reverse("calls:list"),
+        busy_org.get_absolute_url(),
+        reverse("calls:upload"),
+        reverse("tokens"),
+        reverse("analytics:dashboard"),
+    ]:
+        found += check(phone_page, path)
+    phone_page.context.clear_cookies()
+    sign_in(phone_page, staff_user.username)
+    phone_page.wait_for_url("**/calls/")
+    for path in [
+        reverse("monitoring:overview"),
+        reverse("monitoring:errors"),  # no errors: the empty state
+        reverse("monitoring:rum"),
+        reverse("analytics:business"),
+    ]:
+        found += check(phone_page, path)
     assert found == [], json.dumps(found, indent=1)
