@@ -9,6 +9,7 @@ from django.test import Client
 from calls.listen import link_to_turns, speaker_timeline, start_offset, stem, turns_of
 from calls.models import Transcript
 from tests import factories
+from tests.calliq.test_security_headers import inline_code
 
 UTTERANCES = [
     {"speaker": "A", "start_ms": 0, "end_ms": 4000, "text": "Thanks for joining. How is your team doing?"},
@@ -89,3 +90,16 @@ def test_the_detail_page_links_topics_to_turns_and_draws_the_timeline(settings, 
     assert 'data-start="9.300"' in html
     assert html.count('class="timeline-seg"') == len(UTTERANCES)
     assert 'Speaker A<span class="muted"> · 3 turns' in html
+
+
+def test_the_player_page_carries_no_inline_code_and_may_play_our_media(settings, tmp_path, member, call):
+    settings.MEDIA_ROOT = tmp_path
+    call.recording.save("call.wav", ContentFile(b"RIFF" + bytes(64)))
+    factories.make_transcript(call, UTTERANCES)
+    factories.make_analysis(call)
+    browser = Client()
+    browser.force_login(member.user)
+    response = browser.get(call.get_absolute_url(), {"t": "9"})
+    assert "<audio" in response.text
+    assert inline_code(response.text) == []
+    assert "media-src 'self'" in response["Content-Security-Policy"]
