@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.urls import reverse
+from django.urls import URLResolver, get_resolver, reverse
 from playwright.sync_api import Browser, Page
 
 from calls.models import Call
@@ -219,3 +219,56 @@ def test_the_pages_on_a_phone_have_no_accessibility_violations(phone_page, membe
     ]:
         found += check(phone_page, path)
     assert found == [], json.dumps(found, indent=1)
+
+
+# The routes whose pages the tests above open, and those that are no page a person reads.
+CHECKED_PAGES = {
+    "login",
+    "logout",  # the signed-out page
+    "tokens",
+    "calls:list",
+    "calls:upload",
+    "calls:detail",
+    "calls:bulk_delete",
+    "analytics:dashboard",
+    "analytics:business",
+    "monitoring:overview",
+    "monitoring:errors",
+    "monitoring:error",
+    "monitoring:rum",
+}
+NOT_PAGES = {
+    "home",  # a redirect to calls:list
+    "token_revoke",
+    "switch_organization",
+    "calls:select",
+    "calls:export",
+    "calls:bulk_outcome",
+    "calls:recording",  # audio
+    "calls:recording_link",  # JSON
+    "monitoring:health",
+    "monitoring:rum-beacon",
+    "monitoring:csp-report",
+    "healthz",
+    "readyz",
+}
+
+
+def route_names(patterns: list, namespace: str = "") -> Iterator[str]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from route_names(pattern.url_patterns, inner)
+        elif pattern.name:
+            yield namespace + pattern.name
+
+
+def test_every_page_route_is_checked_by_axe():
+    """A new page must join the checks above (or be named here as no page)."""
+    names = {
+        name
+        for name in route_names(get_resolver().url_patterns)
+        if not name.startswith("admin:") and "_api:" not in name  # Django's admin; the JSON API
+    }
+    assert names - CHECKED_PAGES - NOT_PAGES == set()
+    assert CHECKED_PAGES - names == set()  # no stale names
