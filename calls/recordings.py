@@ -204,7 +204,11 @@ def recording(request: HttpRequest, call_id: int) -> HttpResponse:
     call = granted_call(grant, request.user)
     if call is None:
         return plain_response(404, "Recording not found.")
-    return recording_response(call, request.headers.get("Range"))
+    try:
+        return recording_response(call, request.headers.get("Range"))
+    except OSError:
+        # The row names a file the storage no longer has (or cannot read): the page still works.
+        return plain_response(404, "The recording's file is missing from storage.")
 
 
 @require_safe

@@ -269,3 +269,11 @@ def test_content_types_follow_the_stored_name():
     assert recordings.content_type("recordings/2026/11/a.MP3") == "audio/mpeg"
     assert recordings.content_type("x.m4a") == "audio/mp4"
     assert recordings.content_type("x.exe") == "application/octet-stream"
+
+
+def test_a_recording_missing_from_storage_is_a_404_not_an_error(listener, recorded_call, url):
+    recorded_call.recording.storage.delete(recorded_call.recording.name)
+    response = fetch(listener, url)
+    assert response.status_code == 404
+    assert "missing" in response.text
+    assert listener.get(recorded_call.get_absolute_url()).status_code == 200
