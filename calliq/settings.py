@@ -420,6 +420,8 @@ CONTENT_SECURITY_POLICY = {
         "img-src": [SELF],
         "connect-src": [SELF],
         "font-src": [SELF],
+        # The call detail's <audio> plays recordings from our own signed URLs (calls/recordings.py).
+        "media-src": [SELF],
         "base-uri": [NONE],
         "form-action": [SELF],
         "frame-ancestors": [NONE],

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from calls import views
+from calls import recordings, views
 
 app_name = "calls"
 
@@ -14,4 +14,7 @@ urlpatterns = [
     path("selection/outcome/", views.selection_outcome, name="bulk_outcome"),
     path("selection/delete/", views.selection_delete, name="bulk_delete"),
     path("<int:call_id>/", views.call_detail, name="detail"),
+    # Signed, short-lived, for the signing user while a member (calls/recordings.py).
+    path("<int:call_id>/recording/", recordings.recording, name="recording"),
+    path("<int:call_id>/recording/link/", recordings.recording_link, name="recording_link"),
 ]

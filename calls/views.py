@@ -39,6 +39,7 @@ from calls.forms import (
     parse_listing,
 )
 from calls.keyset import BEFORE, InvalidCursor, decode_cursor
+from calls.listen import listening_context
 from calls.models import Call
 from calls.selection import TablePage, table_page
 from calls.tasks import start_pipeline
@@ -351,7 +352,7 @@ def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
         "transcript": getattr(call, "transcript", None),
         "analysis": getattr(call, "analysis", None),
         "steps": pipeline_steps(call),
-    }
+    } | listening_context(call, request.user, request.GET.get("t"))
     return render(request, "calls/detail.html", context)
 
 
