@@ -196,8 +196,9 @@ def search_calls(organization: Organization, request: SearchRequest, *, size: in
         rank, call_id = after
         # ts_rank_cd is a float4: the cursor's rank is compared as one, or the
         # double nearest its printed digits would not equal it and a page repeat.
-        as_real = Func(Value(rank), template="(%(expressions)s)::real", output_field=FloatField())
-        matching = matching.filter(RowComparison(("rank", "id"), "<", (as_real, call_id)))
+        if connection.vendor == "postgresql":
+            rank = Func(Value(rank), template="(%(expressions)s)::real", output_field=FloatField())
+        matching = matching.filter(RowComparison(("rank", "id"), "<", (rank, call_id)))
     # Two steps: rank every match carrying only (id, rank) through the sort,
     # then read the page's calls by primary key.
     ranked = list(matching.order_by("-rank", "-id").values_list("id", "rank")[: size + 1])
@@ -372,7 +373,7 @@ def parse_terms(q: str) -> tuple[list[str], list[str]]:
     for match in TERM.finditer(q):
         negated = bool(match.group(1) or match.group(3))
         text = " ".join((match.group(2) if match.group(2) is not None else match.group(4)).split())
-        text = text.strip("-\"'()&|!:*<>").casefold()
+        text = text.strip("-\"'()&|!:*<> ").casefold()
         if not text or text == "or":
             continue
         (excluded if negated else wanted).append(text)

@@ -10,6 +10,7 @@ Not cached: results are read straight from the index.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.http import HttpResponse, JsonResponse
@@ -25,6 +26,7 @@ from calls.search import (
     InvalidCursor,
     SearchError,
     SearchPage,
+    decode_cursor,
     parse_search,
     search_calls,
 )
@@ -52,12 +54,15 @@ def search_page(request: OrgRequest) -> HttpResponse:
         return render(request, "calls/search.html", context)
     if errors:
         return render(request, "calls/search.html", context | {"errors": errors}, status=400)
+    if search.cursor:
+        try:
+            decode_cursor(search.cursor, search)
+        except InvalidCursor as exc:
+            # A stale or altered "more results" link: start again from the top, and say so.
+            context["notice"] = exc.message
+            search = replace(search, cursor="")
     try:
         page = search_calls(request.organization, search)
-    except InvalidCursor as exc:
-        # A stale or altered "more results" link: start again from the top, and say so.
-        page = search_calls(request.organization, search.__class__(q=search.q, filters=search.filters))
-        context["notice"] = exc.message
     except SearchError as exc:
         return render(request, "calls/search.html", context | {"errors": {exc.field: [exc.message]}}, status=400)
     return render(request, "calls/search.html", context | {"page": page, "links": links(request, page)})

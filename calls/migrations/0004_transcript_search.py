@@ -6,8 +6,10 @@ test keeps them equal), a trigger keeps `search_vector` current from the
 utterances' text, and a GIN index serves `@@`. The vector is built with
 jsonb_to_tsvector over the array of texts, which leaves a gap in the positions
 between two utterances, so a phrase never matches across turns. The column is
-compressed with lz4 where the server has it: a phrase query rechecks every
-candidate's vector, and lz4 decompresses several times faster than pglz.
+compressed with lz4 where the server has it, and kept inline in the heap
+(toast_tuple_target): a phrase query rechecks every candidate's vector and the
+ranking reads every match's, so each read should be one heap page and a fast
+decompression.
 
 On SQLite the column exists and stays empty: search falls back to a contains
 match (calls.search).
@@ -63,6 +65,10 @@ def create_search(apps, schema_editor):
         cursor.execute("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
         if cursor.fetchone():
             schema_editor.execute("ALTER TABLE calls_transcript ALTER COLUMN search_vector SET COMPRESSION lz4")
+    # Keep rows up to 4 kB in the heap page: the vector (about 2 kB compressed)
+    # then stays inline while the larger utterances go to TOAST, so a recheck
+    # or a rank reads one heap page instead of a TOAST index and its chunks.
+    schema_editor.execute("ALTER TABLE calls_transcript SET (toast_tuple_target = 4080)")
     # Existing transcripts: touching the text fires the trigger.
     schema_editor.execute("UPDATE calls_transcript SET utterances = utterances")
     schema_editor.execute(
