@@ -24,7 +24,6 @@ from calls.search import (
     FILTER_PARAMS,
     MAX_QUERY_LENGTH,
     InvalidCursor,
-    SearchError,
     SearchPage,
     decode_cursor,
     parse_search,
@@ -32,6 +31,7 @@ from calls.search import (
 )
 from calls.tenancy.decorators import api_organization_required, organization_required
 from calls.tenancy.http import OrgRequest, api_error
+from calls.transcript_index import SearchError
 from calls.views import rep_choices
 
 

@@ -17,16 +17,9 @@ from django.utils import timezone
 
 from calls.dialogue import generate_dialogue
 from calls.models import Call, Transcript
-from calls.search import (
-    CONFIGS,
-    CURSOR_SALT,
-    FALLBACK_CONFIG,
-    SEARCH_CONFIGS,
-    SearchRequest,
-    parse_search,
-    search_calls,
-)
+from calls.search import CURSOR_SALT, SearchRequest, parse_search, search_calls
 from calls.tenancy.models import ApiToken, Membership
+from calls.transcript_index import CONFIGS, FALLBACK_CONFIG, SEARCH_CONFIGS
 from tests import factories
 
 postgres_only = pytest.mark.skipif(
