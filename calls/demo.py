@@ -25,6 +25,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from calls.dialogue import generate_dialogue
 from calls.events import announce_bulk_change
 from calls.models import Call, CallAnalysis, Transcript
 from calls.tenancy.models import Membership, Organization
@@ -76,26 +77,6 @@ ACTION_ITEMS = [
     "Send the recording and summary to the champion",
     "Prepare an ROI estimate for the CFO",
 ]
-REP_LINES = [
-    "Thanks for making the time today.",
-    "Could you walk me through how your team handles this now?",
-    "What would success look like for you in six months?",
-    "That makes sense. Who else is involved in the decision?",
-    "Let me show you how the reporting works.",
-    "We can usually get teams live in about two weeks.",
-    "What's the timeline you're working against?",
-    "I'll send over the pricing and a couple of references.",
-]
-CUSTOMER_LINES = [
-    "Sure, happy to.",
-    "Right now it's mostly spreadsheets, honestly.",
-    "Our main concern is the integration with our CRM.",
-    "Budget is approved for this quarter, if the numbers work.",
-    "How does this compare with what we're using today?",
-    "I'd need to loop in our security team.",
-    "That's helpful. Can you send that over?",
-    "We'd like to decide before the end of the month.",
-]
 OUTCOMES = [Call.Outcome.WON, Call.Outcome.LOST, Call.Outcome.FOLLOW_UP, Call.Outcome.NO_DECISION]
 STATUS_WEIGHTS = [
     (Call.Status.COMPLETED, 0.94),
@@ -104,6 +85,7 @@ STATUS_WEIGHTS = [
     (Call.Status.TRANSCRIBING, 0.01),
     (Call.Status.UPLOADED, 0.01),
 ]
+COMPLETED_SHARE = next(weight for status, weight in STATUS_WEIGHTS if status == Call.Status.COMPLETED)
 IN_PIPELINE = {Call.Status.UPLOADED, Call.Status.TRANSCRIBING, Call.Status.ANALYZING}
 # Weekdays carry most calls; business hours peak mid-morning and mid-afternoon.
 WEEKDAY_WEIGHTS = [1.0, 1.05, 1.05, 1.0, 0.85, 0.12, 0.06]
@@ -118,6 +100,8 @@ class SeedOptions:
     reps_per_org: int = 12
     days: int = 180
     transcript_share: float = 0.05
+    # When set, about this many completed calls in all get a transcript (instead of transcript_share).
+    transcript_count: int | None = None
     anchor: datetime | None = None  # calls end at this moment; default: today's midnight (UTC)
     batch_size: int = 20_000
 
@@ -152,7 +136,8 @@ ANALYSIS_COLUMNS = [
     "call_id", "summary", "sentiment", "score", "topics", "action_items", "talk_ratio",
     "longest_monologue_seconds", "question_count", "model", "created_at",
 ]  # fmt: skip
-TRANSCRIPT_COLUMNS = ["call_id", "provider_id", "language", "utterances", "created_at"]
+# search_vector is written by the table's trigger from the utterances (migration 0004_transcript_search).
+TRANSCRIPT_COLUMNS = ["call_id", "provider_id", "language", "utterances", "search_vector", "created_at"]
 
 
 def default_anchor() -> datetime:
@@ -226,7 +211,15 @@ def create_people(options: SeedOptions) -> tuple[list[Organization], dict[int, l
 class CallGenerator:
     """Yields the rows of one organization's calls, `batch_size` at a time."""
 
-    def __init__(self, *, organization_id: int, reps: list[Rep], options: SeedOptions, seed: int) -> None:
+    def __init__(
+        self,
+        *,
+        organization_id: int,
+        reps: list[Rep],
+        options: SeedOptions,
+        seed: int,
+        transcripts_wanted: int | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
         self.organization_id = organization_id
         self.reps = reps
@@ -240,11 +233,15 @@ class CallGenerator:
         self.cumulative_hours = list(_cumulative(HOUR_WEIGHTS))
         self.status_values = [s for s, _ in STATUS_WEIGHTS]
         self.cumulative_status = list(_cumulative([w for _, w in STATUS_WEIGHTS]))
+        self.seed = seed
+        self.transcripts_wanted = transcripts_wanted
+        self.calls_left = 0
 
     def batches(self, count: int, first_id: int) -> Iterator[CallRows]:
         rows = CallRows()
         for offset in range(count):
-            self.add_call(rows, first_id + offset)
+            self.calls_left = count - offset
+            self.add_call(rows, first_id + offset, offset)
             if len(rows.calls) >= self.options.batch_size:
                 yield rows
                 rows = CallRows()
@@ -257,7 +254,7 @@ class CallGenerator:
         hour = rng.choices(range(24), cum_weights=self.cumulative_hours)[0]
         return self.anchor - timedelta(days=days_back) + timedelta(hours=hour, seconds=rng.randrange(3600))
 
-    def add_call(self, rows: CallRows, call_id: int) -> None:
+    def add_call(self, rows: CallRows, call_id: int, ordinal: int) -> None:
         rng = self.rng
         rep = rng.choice(self.reps)
         kind, kind_topics = rng.choice(CALL_KINDS)
@@ -296,10 +293,31 @@ class CallGenerator:
             self.add_analysis(
                 rows, call_id, kind, kind_topics, company, duration, score, sentiment, talk_ratio, created_at
             )
-            if rng.random() < self.options.transcript_share:
-                rows.transcripts.append(
-                    (call_id, f"sim-{call_id}", "en", json.dumps(self.utterances(duration, talk_ratio)), created_at)
+            if self.wants_transcript():
+                # Its own generator per call: the calls' rows stay the same whatever share gets a transcript.
+                dialogue = generate_dialogue(
+                    random.Random(self.seed * 10_000_019 + ordinal),
+                    duration_seconds=duration,
+                    talk_ratio=talk_ratio,
+                    customer=customer,
+                    company=company,
                 )
+                rows.transcripts.append((call_id, f"sim-{call_id}", "en", json.dumps(dialogue), None, created_at))
+
+    def wants_transcript(self) -> bool:
+        """Whether this completed call gets a transcript. With a wanted number,
+        selection sampling against the completed calls still expected keeps
+        the total within a few of it, in one pass and without a second draw."""
+        draw = self.rng.random()
+        if self.transcripts_wanted is None:
+            return draw < self.options.transcript_share
+        if self.transcripts_wanted <= 0:
+            return False
+        expected_completed = max(1.0, self.calls_left * COMPLETED_SHARE)
+        if draw * expected_completed < self.transcripts_wanted:
+            self.transcripts_wanted -= 1
+            return True
+        return False
 
     def outcome(self, score: int) -> str:
         rng = self.rng
@@ -344,26 +362,6 @@ class CallGenerator:
                 questions, ANALYSIS_MODEL, created_at,
             )
         )  # fmt: skip
-
-    def utterances(self, duration: int, talk_ratio: float) -> list[dict]:
-        rng = self.rng
-        total_ms = duration * 1000
-        turns = max(4, min(40, duration // 20))
-        utterances = []
-        cursor = 0
-        for turn in range(turns):
-            rep_turn = turn % 2 == 0
-            share = talk_ratio if rep_turn else 1 - talk_ratio
-            length = int(total_ms / turns * 2 * share * rng.uniform(0.7, 1.3))
-            end = min(total_ms, cursor + max(1500, length))
-            lines = REP_LINES if rep_turn else CUSTOMER_LINES
-            utterances.append(
-                {"speaker": "A" if rep_turn else "B", "start_ms": cursor, "end_ms": end, "text": rng.choice(lines)}
-            )
-            cursor = end + rng.randint(150, 900)
-            if cursor >= total_ms:
-                break
-        return utterances
 
 
 def _cumulative(weights: list[float]) -> Iterator[float]:
@@ -433,11 +431,16 @@ def seed_demo(options: SeedOptions, progress: Callable[[int], None] | None = Non
         organizations, reps = create_people(options)
         result.organizations = organizations
         first_id = reserve_call_ids(options.calls)
+        wanted = split_evenly(options.transcript_count or 0, options.orgs)
         for index, (org, count) in enumerate(
             zip(organizations, split_evenly(options.calls, options.orgs), strict=True)
         ):
             generator = CallGenerator(
-                organization_id=org.pk, reps=reps[org.pk], options=options, seed=options.seed * 1000 + index
+                organization_id=org.pk,
+                reps=reps[org.pk],
+                options=options,
+                seed=options.seed * 1000 + index,
+                transcripts_wanted=None if options.transcript_count is None else wanted[index],
             )
             for rows in generator.batches(count, first_id):
                 copy_rows("calls_call", CALL_COLUMNS, rows.calls)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol, Self
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import BooleanField, Expression, F, Q, Value
 from django.urls import reverse
@@ -232,12 +233,18 @@ class Call(models.Model):
 
 class Transcript(models.Model):
     """What the speech-to-text provider returned. `utterances` is a list of
-    {"speaker": "A"|"B"…, "start_ms": int, "end_ms": int, "text": str} in time order."""
+    {"speaker": "A"|"B"…, "start_ms": int, "end_ms": int, "text": str} in time order.
+
+    On PostgreSQL `search_vector` is the utterances' text as a tsvector in the
+    text search configuration of `language` (calls.search), kept current by a
+    trigger on every insert and every update of the text or the language
+    (migration 0004_transcript_search): never written from Python."""
 
     call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="transcript")
     provider_id = models.CharField(max_length=100, blank=True)
-    language = models.CharField(max_length=16, default="en")
+    language = models.CharField(max_length=16, default="en", help_text="ISO 639-1 code, e.g. en, de, pt-BR.")
     utterances = models.JSONField(default=list)
+    search_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

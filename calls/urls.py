@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from calls import recordings, views
+from calls import recordings, search_views, views
 
 app_name = "calls"
 
 urlpatterns = [
     path("", views.call_list, name="list"),
     path("upload/", views.call_upload, name="upload"),
+    path("search/", search_views.search_page, name="search"),
     path("selection/", views.selection_update, name="select"),
     path("selection/export/", views.selection_export, name="export"),
     path("selection/outcome/", views.selection_outcome, name="bulk_outcome"),

@@ -22,6 +22,27 @@ from calls.models import Call
 from calls.tenancy.models import Organization
 
 
+def parse_transcripts(value: str) -> tuple[float, int | None]:
+    """`0.05`, `1.0` or `20%` is a share of the completed calls; a whole number
+    such as `200000` is how many of them (about: see CallGenerator.wants_transcript)."""
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+        elif "." in text or text == "0":
+            share = float(text)
+        else:
+            count = int(text)
+            if count < 0:
+                raise CommandError("--transcripts must not be negative.")
+            return 0.0, count
+    except ValueError as exc:
+        raise CommandError("--transcripts is a share (0.05, 1.0, 20%) or a number of calls (200000).") from exc
+    if not 0 <= share <= 1:
+        raise CommandError("--transcripts as a share is between 0 and 1 (or 0% and 100%).")
+    return share, None
+
+
 class Command(BaseCommand):
     help = "Create demo organizations, users and calls (COPY on PostgreSQL: about a million calls in two minutes)."
 
@@ -34,7 +55,9 @@ class Command(BaseCommand):
             "--days", type=int, default=180, help="Calls spread over this many days back (default 180)."
         )
         parser.add_argument(
-            "--transcripts", type=float, default=0.05, help="Share of completed calls with a transcript."
+            "--transcripts",
+            default="0.05",
+            help="Completed calls with a full transcript: a share (0.05, 1.0, 20%%) or a number of calls (200000).",
         )
         parser.add_argument("--anchor", help="Calls end at this date (YYYY-MM-DD, UTC); default today.")
         parser.add_argument("--reset", action="store_true", help="Delete the earlier demo data first.")
@@ -43,8 +66,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **opts: object) -> None:
         if opts["calls"] < 0 or opts["orgs"] < 1 or opts["reps"] < 1 or opts["days"] < 1:
             raise CommandError("--calls must be 0 or more; --orgs, --reps and --days at least 1.")
-        if not 0 <= opts["transcripts"] <= 1:
-            raise CommandError("--transcripts is a share between 0 and 1.")
+        share, count = parse_transcripts(str(opts["transcripts"]))
         if opts["if_empty"] and Call.objects.exists():
             self.stdout.write("Calls exist already: not seeding (drop --if-empty to add more).")
             return
@@ -62,7 +84,8 @@ class Command(BaseCommand):
             seed=opts["seed"],
             reps_per_org=opts["reps"],
             days=opts["days"],
-            transcript_share=opts["transcripts"],
+            transcript_share=share,
+            transcript_count=count,
             anchor=anchor,
         )
         started = time.perf_counter()
