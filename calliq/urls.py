@@ -22,6 +22,7 @@ urlpatterns = [
     path("organization/switch/", tenancy_views.switch_organization, name="switch_organization"),
     path("calls/", include("calls.urls")),
     path("analytics/", include("analytics.urls")),
+    path("", include("calls.billing.urls")),  # /webhooks/paddle and /billing/usage/
     path("monitoring/", include("resilience.urls")),
     path("api/v1/openapi.json", openapi_json, name="openapi"),
     path("api/v1/", include("calls.api_urls")),

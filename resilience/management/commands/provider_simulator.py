@@ -84,7 +84,12 @@ class Command(BaseCommand):
     def serve(self, host: str, port: int) -> None:
         logging.getLogger("calliq.simulator").setLevel(logging.INFO)
         try:
-            server = SimulatorServer(host, port, secret=settings.PROVIDER_SIMULATOR_SECRET or None)
+            server = SimulatorServer(
+                host,
+                port,
+                secret=settings.PROVIDER_SIMULATOR_SECRET or None,
+                paddle_webhook_secret=settings.PROVIDERS["paddle"]["webhook_secret"],
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not settings.PROVIDER_SIMULATOR_SECRET:
