@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import template
 
-from calls.billing.usage import billing_account, effective_plan
+from calls.billing.models import BillingAccount
+from calls.billing.usage import effective_plan
 from calls.tenancy.models import Organization
 
 register = template.Library()
@@ -12,7 +13,12 @@ register = template.Library()
 
 @register.simple_tag
 def plan_name(organization: Organization | None) -> str:
-    """The name of the plan whose minutes apply now (one indexed read); "" without an organization."""
+    """The name of the plan whose minutes apply now; "" without an organization.
+    The tenancy middleware loads the account with the memberships, so this costs no query."""
     if organization is None:
         return ""
-    return effective_plan(billing_account(organization)).name
+    try:
+        account = organization.billing_account
+    except BillingAccount.DoesNotExist:
+        account = BillingAccount(organization=organization)
+    return effective_plan(account).name
