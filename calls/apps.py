@@ -10,3 +10,9 @@ class CallsConfig(AppConfig):
         from calls import cache_wiring
 
         cache_wiring.connect()
+
+        from django.core import checks
+
+        from calls.billing.checks import check_billing_settings
+
+        checks.register(check_billing_settings)

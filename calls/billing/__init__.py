@@ -8,5 +8,6 @@ Paddle Billing's webhooks, and the monthly minutes the plan allows.
   an upload is refused.
 - webhooks.py: parse a Paddle event and apply it (idempotent, in order).
 - views.py, urls.py: POST /webhooks/paddle and the usage page.
+- checks.py: system checks of the plan table.
 
 The models are registered with the calls app through calls/models.py."""

@@ -3,12 +3,16 @@ in the order they happened, to the organization they name."""
 
 import json
 import logging
+import threading
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
+from calls.billing.checks import check_billing_settings
 from calls.billing.models import BillingAccount, PaddleEvent
 from calls.billing.usage import current_usage
+from calls.billing.webhooks import apply_paddle_event, parse_event
 from resilience.providers.paddle_webhooks import sign_paddle_webhook
 from tests.calls.billing.helpers import SECRET, minutes_ago, now_ts, paddle_event, post_event
 
@@ -249,3 +253,62 @@ def test_the_plan_in_the_navigation_of_a_cached_page_follows_a_webhook(
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, paddle_event(org.pk, price_id="pri_business"))
     assert 'data-testid="plan-badge">Business<' in client.get(reverse("calls:list")).text
+
+
+def test_a_plan_table_without_free_or_with_a_shared_price_is_a_check_error(settings):
+    assert check_billing_settings() == []
+    settings.BILLING_PLANS = {
+        "team": {"name": "Team", "minutes": 1, "price_id": "pri_x"},
+        "business": {"name": "Business", "minutes": 2, "price_id": "pri_x"},
+    }
+    assert [m.id for m in check_billing_settings()] == ["calls.E101", "calls.E102"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_event_delivered_twice_at_once_is_applied_once(org):
+    event = parse_event(json.dumps(paddle_event(org.pk, price_id="pri_business")).encode())
+    start = threading.Barrier(4)
+    outcomes = []
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            outcomes.append(apply_paddle_event(event))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == [None, None, None, PaddleEvent.Outcome.APPLIED]
+    assert PaddleEvent.objects.count() == 1
+    assert BillingAccount.objects.get(organization=org).plan == "business"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_of_one_subscription_arriving_at_once_end_in_the_newest_state(org):
+    sub = {"subscription_id": "sub_race", "customer_id": "ctm_race"}
+    events = [
+        parse_event(json.dumps(paddle_event(org.pk, at=minutes_ago(10 - n), price_id=price, **sub)).encode())
+        for n, price in enumerate(["pri_team", "pri_business", "pri_team", "pri_business"])
+    ]
+    start = threading.Barrier(len(events))
+
+    def deliver(event) -> None:
+        start.wait()
+        try:
+            apply_paddle_event(event)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    account = BillingAccount.objects.get(organization=org)
+    assert (account.last_event_id, account.plan) == (events[-1].event_id, "business")
+    assert PaddleEvent.objects.count() == 4
+    assert BillingAccount.objects.count() == 1
