@@ -67,7 +67,12 @@ class PaddleEventPayload:
         return value[:64] if isinstance(value, str) and self.event_type in SUBSCRIPTION_EVENTS else ""
 
 
-def _text(value: object, limit: int = 64) -> str:
+_STATUSES = frozenset(SubscriptionStatus.values) - {SubscriptionStatus.NONE}
+# Paddle ids are a prefix and 26 characters; our columns hold 64.
+MAX_ID_LENGTH = 64
+
+
+def _text(value: object, limit: int = MAX_ID_LENGTH) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
@@ -97,18 +102,21 @@ def parse_event(raw_body: bytes) -> PaddleEventPayload:
         raise InvalidEvent("occurred_at must be an RFC 3339 date-time with a time zone")
     if not isinstance(data, dict):
         raise InvalidEvent("data must be an object")
-    if event_type in SUBSCRIPTION_EVENTS and (not _text(data.get("id")) or data.get("status") not in _STATUSES):
-        raise InvalidEvent("a subscription event needs data.id and a known data.status")
+    if event_type in SUBSCRIPTION_EVENTS:
+        ids = [data.get("id"), data.get("customer_id") or ""]
+        if not data.get("id") or not all(isinstance(v, str) and len(v) <= MAX_ID_LENGTH for v in ids):
+            raise InvalidEvent(
+                f"a subscription event needs data.id (and customer_id) of at most {MAX_ID_LENGTH} characters"
+            )
+        if data.get("status") not in _STATUSES:
+            raise InvalidEvent(f"data.status must be one of {', '.join(sorted(_STATUSES))}")
     return PaddleEventPayload(event_id, event_type, occurred_at, data)
-
-
-_STATUSES = frozenset(SubscriptionStatus.values) - {SubscriptionStatus.NONE}
 
 
 def _organization_of(data: dict[str, Any]) -> Organization | None:
     custom = data.get("custom_data")
     raw_id = custom.get("organization_id") if isinstance(custom, dict) else None
-    if isinstance(raw_id, int | str) and str(raw_id).isdigit() and len(str(raw_id)) < 19:
+    if isinstance(raw_id, int | str) and str(raw_id).isascii() and str(raw_id).isdigit() and len(str(raw_id)) < 19:
         organization = Organization.objects.filter(pk=int(raw_id)).first()
         if organization is not None:
             return organization

@@ -216,8 +216,20 @@ def test_other_event_types_are_acknowledged_and_recorded(client, org):
                 "data": {},
             }
         ).encode(),
+        json.dumps(paddle_event(1, subscription_id="sub_" + "x" * 61)).encode(),
+        json.dumps(paddle_event(1) | {"data": paddle_event(1)["data"] | {"customer_id": 12}}).encode(),
     ],
-    ids=["not json", "not an object", "no event id", "bad date", "naive date", "unknown status", "long id"],
+    ids=[
+        "not json",
+        "not an object",
+        "no event id",
+        "bad date",
+        "naive date",
+        "unknown status",
+        "long id",
+        "long subscription id",
+        "numeric customer",
+    ],
 )
 def test_a_signed_body_that_is_not_a_paddle_event_is_a_400(client, org, body):
     response = post_event(client, body)
