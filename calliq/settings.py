@@ -318,11 +318,28 @@ PROVIDERS = {
     "paddle": {
         "base_url": os.environ.get("PADDLE_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/paddle"),
         "api_key": os.environ.get("PADDLE_API_KEY", "sim-paddle-key"),
+        # The notification destination's secret. A development value only with DEBUG
+        # on: a production without it refuses every webhook rather than trust a known key.
+        "webhook_secret": os.environ.get("PADDLE_WEBHOOK_SECRET") or ("sim-paddle-webhook-secret" if DEBUG else ""),
     },
     "resend": {
         "base_url": os.environ.get("RESEND_BASE_URL", f"{PROVIDER_SIMULATOR_URL}/resend"),
         "api_key": os.environ.get("RESEND_API_KEY", "sim-resend-key"),
         "from_email": os.environ.get("RESEND_FROM_EMAIL", "CallIQ <calls@calliq.example>"),
+    },
+}
+
+# --- Billing (calls/billing) -------------------------------------------------------
+# How far a Paddle-Signature's ts may be from our clock, either way (Paddle's SDKs use 5 s).
+PADDLE_WEBHOOK_TOLERANCE_SECONDS = int(os.environ.get("PADDLE_WEBHOOK_TOLERANCE_SECONDS", "300"))
+# The plans, cheapest first: monthly minutes and the Paddle price each is sold at.
+BILLING_PLANS = {
+    "free": {"name": "Free", "minutes": 60, "price_id": ""},
+    "team": {"name": "Team", "minutes": 3000, "price_id": os.environ.get("PADDLE_TEAM_PRICE_ID", "pri_team")},
+    "business": {
+        "name": "Business",
+        "minutes": 20000,
+        "price_id": os.environ.get("PADDLE_BUSINESS_PRICE_ID", "pri_business"),
     },
 }
 

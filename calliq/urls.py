@@ -24,6 +24,7 @@ urlpatterns = [
     path("calls/", include("calls.urls")),
     path("settings/webhooks/", include("calls.webhooks.urls")),
     path("analytics/", include("analytics.urls")),
+    path("", include("calls.billing.urls")),  # /webhooks/paddle and /billing/usage/
     path("monitoring/", include("resilience.urls")),
     path("api/v1/openapi.json", openapi_json, name="openapi"),
     path("metrics", monitoring_views.metrics, name="metrics"),

@@ -27,6 +27,7 @@ from django.db.models import F
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpRequest
 
+from calls.cache_tags import call_tag, org_tag, selection_tag
 from calls.events import calls_bulk_changed
 from calls.models import Call, CallAnalysis, Transcript
 from calls.selection import selection_changed
@@ -38,18 +39,6 @@ from resilience.cache.warming import UnknownScope, WarmAs, register_audience, re
 # Bumping a million call tags in one go would be a long Lua call; past this a
 # bulk change bumps the organization tag, which every calls view carries.
 MAX_CALL_TAGS_PER_BULK_CHANGE = 5000
-
-
-def org_tag(organization_id: int) -> str:
-    return f"org:{organization_id}"
-
-
-def call_tag(call_id: int) -> str:
-    return f"call:{call_id}"
-
-
-def selection_tag(organization_id: int, user_id: int) -> str:
-    return f"selection:{organization_id}:{user_id}"
 
 
 def call_changed(sender: type, instance: Call, **kwargs: object) -> None:

@@ -5,6 +5,7 @@ state through it), the bulk-action forms and the upload form."""
 from __future__ import annotations
 
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import filetype
@@ -14,6 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import FileExtensionValidator
 from django.http import QueryDict
 
+from calls.billing.usage import upload_refusal
 from calls.filters import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SORT,
@@ -179,9 +181,21 @@ class CallUploadForm(forms.ModelForm):
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.organization = organization
         self.fields["rep"].queryset = get_user_model().objects.filter(memberships__organization=organization)
         self.fields["rep"].required = True
         self.fields["rep"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+
+    @cached_property
+    def over_limit_message(self) -> str | None:
+        """Why the organization cannot upload now (its plan's minutes are used), or None."""
+        return upload_refusal(self.organization)
+
+    def clean(self) -> dict[str, Any]:
+        # The organization's minutes first: an upload over the plan is refused whatever its fields say.
+        if self.over_limit_message:
+            raise forms.ValidationError(self.over_limit_message, code="over_limit")
+        return super().clean()
 
     def clean_recording(self) -> UploadedFile:
         recording = self.cleaned_data["recording"]

@@ -13,6 +13,7 @@ from django.db.models import BooleanField, Expression, F, Q, Value
 from django.urls import reverse
 from django.utils import timezone
 
+import calls.billing.models  # noqa: F401  (billing's models belong to this app: importing them registers them)
 from calls.tenancy.models import Organization
 
 
@@ -203,6 +204,9 @@ class Call(models.Model):
             # Analytics: per-rep aggregations over a date range.
             models.Index(fields=["organization", "rep", "started_at"], name="call_org_rep_started"),
             models.Index(fields=["organization", "status", "started_at"], name="call_org_status_started"),
+            # Billing: minutes of the calls uploaded in a period (calls/billing/usage.py);
+            # on PostgreSQL it also carries duration_seconds (migration 0005_billing_paddle).
+            models.Index(fields=["organization", "created_at"], name="call_org_created"),
         ]
         constraints = [
             models.CheckConstraint(

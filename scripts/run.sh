@@ -12,8 +12,8 @@
 # REDIS_URL (default redis://127.0.0.1:6379/0; when nothing answers there, a
 # private redis-server on 127.0.0.1:PRIVATE_REDIS_PORT, 6390; empty = degraded),
 # PORT (8000), SIMULATOR_PORT (8765, or the port of PROVIDER_SIMULATOR_URL),
-# CALLIQ_DEMO_CALLS (20000), DJANGO_SECRET_KEY and PROVIDER_SIMULATOR_SECRET
-# (default: random, kept in var/), GUNICORN_CMD_ARGS (extra gunicorn options,
+# CALLIQ_DEMO_CALLS (20000), DJANGO_SECRET_KEY, PROVIDER_SIMULATOR_SECRET and
+# PADDLE_WEBHOOK_SECRET (default: random, kept in var/), GUNICORN_CMD_ARGS (extra gunicorn options,
 # e.g. --certfile and --keyfile for HTTPS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,8 @@ keep_secret() {
 keep_secret DJANGO_SECRET_KEY secret_key
 # The simulator's control endpoint answers only requests that carry this secret.
 keep_secret PROVIDER_SIMULATOR_SECRET provider_simulator_secret
+# The simulator signs the Paddle webhooks it sends with this; the app checks them with it.
+keep_secret PADDLE_WEBHOOK_SECRET paddle_webhook_secret
 export DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
 
 # --- Ports: say which one is taken, by what, and how to change it -----------

@@ -86,7 +86,10 @@ class OrganizationMiddleware:
         request.organization = None
         request.membership = None
         if request.user.is_authenticated:
-            memberships = list(Membership.objects.for_user(request.user))
+            # The billing account rides along: every page shows the organization's plan.
+            memberships = list(
+                Membership.objects.for_user(request.user).select_related("organization__billing_account")
+            )
             request.memberships = memberships
             membership = select_membership(request, memberships)
             if membership is not None:

@@ -8,8 +8,9 @@ requests (timeouts), and 429 with Retry-After. It counts what it received
 
 Control endpoint (JSON): GET /_sim/state, POST /_sim/config
 {"service": "openai", "latency_ms": 200, ...}, POST /_sim/reset,
-POST /_sim/reset-counters. `python manage.py provider_simulator` serves it
-and drives it (see that command).
+POST /_sim/reset-counters, POST /_sim/paddle-event (send a signed Paddle
+webhook to the app: simulator_paddle.py). `python manage.py provider_simulator`
+serves it and drives it (see that command).
 
 The simulator listens on loopback only, and a web page the developer visits
 must not drive it: every control request carries the shared secret in the
@@ -42,6 +43,7 @@ from typing import Any
 import httpx
 
 from resilience.providers import SERVICES
+from resilience.providers.simulator_paddle import send_paddle_event
 
 logger = logging.getLogger("calliq.simulator")
 
@@ -109,6 +111,7 @@ class SimulatorState:
         self.transcripts: dict[str, str] = {}
         self.emails: dict[str, dict] = {}
         self.sent: list[dict] = []
+        self.paddle_webhooks: list[dict] = []  # {"event_id", "status"} per delivery
 
     def configure(self, service: str, values: dict) -> dict:
         fields = {f.name: f.type for f in dataclasses.fields(Knobs)}
@@ -126,6 +129,7 @@ class SimulatorState:
         with self.lock:
             self.counters = {s: Counters() for s in SERVICES}
             self.sent = []
+            self.paddle_webhooks = []
 
     def reset(self) -> None:
         with self.lock:
@@ -142,6 +146,7 @@ class SimulatorState:
                     for s in SERVICES
                 },
                 "emails_sent": list(self.sent),
+                "paddle_webhooks": list(self.paddle_webhooks),
             }
 
     def arrive(self, service: str) -> tuple[Knobs, int]:
@@ -316,8 +321,20 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "POST" and action == "reset-counters":
             state.reset_counters()
             self._send(200, {"ok": True})
+        elif method == "POST" and action == "paddle-event":
+            self._send(
+                *send_paddle_event(
+                    self._json_body(raw), self.server.paddle_webhook_secret, self._record_webhook, state.stopping
+                )
+            )
         else:
-            self._send(404, {"error": "control: GET state, POST config|reset|reset-counters"})
+            self._send(404, {"error": "control: GET state, POST config|reset|reset-counters|paddle-event"})
+
+    def _record_webhook(self, event_id: str, status: int) -> None:
+        state = self.server.state
+        with state.lock:
+            state.paddle_webhooks.append({"event_id": event_id, "status": status})
+            del state.paddle_webhooks[:-500]
 
     # -- the four APIs ------------------------------------------------------------
     def _base(self) -> str:
@@ -485,12 +502,21 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        secret: str | None = None,
+        paddle_webhook_secret: str = "sim-paddle-webhook-secret",
+    ) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the provider simulator binds to loopback only, not {host!r}")
         self.state = SimulatorState()
         # No secret given: a random one, so the control endpoint is never open.
         self.secret = secret or secrets.token_urlsafe(24)
+        # What the Paddle webhooks it sends are signed with (the app's PADDLE_WEBHOOK_SECRET).
+        self.paddle_webhook_secret = paddle_webhook_secret
         if ":" in host.strip("[]"):
             self.address_family = socket.AF_INET6
         super().__init__((host.strip("[]"), port), Handler)
@@ -540,6 +566,12 @@ class SimulatorControl:
 
     def reset_counters(self) -> None:
         self.http.post("/_sim/reset-counters", json={}).raise_for_status()
+
+    def paddle_event(self, url: str, **fields: object) -> dict:
+        """Have the simulator send a signed Paddle webhook to `url` (fields: simulator_paddle.py)."""
+        response = self.http.post("/_sim/paddle-event", json={"url": url, **fields}, timeout=30)
+        response.raise_for_status()
+        return response.json()
 
     def close(self) -> None:
         self.http.close()

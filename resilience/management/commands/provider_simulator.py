@@ -8,6 +8,9 @@ running one through its control endpoint:
                          [--hang-seconds N] [--rate-limit|--no-rate-limit] [--retry-after N]
   provider_simulator stats [SERVICE]
   provider_simulator reset [--counters-only]
+  provider_simulator paddle-event --org ID [--event-type T] [--status S] [--price-id P]
+                         [--subscription-id ID] [--customer-id ID] [--app-url URL]
+                         [--duplicates N] [--delay-ms N] [--bad-signature] [--timestamp-offset S]
 
 The control subcommands talk to --url (default settings.PROVIDER_SIMULATOR_URL)
 with the shared secret settings.PROVIDER_SIMULATOR_SECRET; `serve` listens on
@@ -53,6 +56,18 @@ class Command(BaseCommand):
         stats.add_argument("service", nargs="?", choices=SERVICES)
         reset = sub.add_parser("reset", help="Reset knobs and counters.")
         reset.add_argument("--counters-only", action="store_true")
+        hook = sub.add_parser("paddle-event", help="Send a signed Paddle subscription webhook to the app.")
+        hook.add_argument("--app-url", default="http://127.0.0.1:8000/webhooks/paddle")
+        hook.add_argument("--org", dest="organization_id", help="custom_data.organization_id")
+        hook.add_argument("--event-type", default="subscription.updated")
+        hook.add_argument("--status", default="active")
+        hook.add_argument("--price-id", default="pri_team")
+        hook.add_argument("--subscription-id", default="")
+        hook.add_argument("--customer-id", default="")
+        hook.add_argument("--duplicates", type=int, default=0, help="Deliver the same event N more times.")
+        hook.add_argument("--delay-ms", type=float, default=0, help="Deliver later (out-of-order tests).")
+        hook.add_argument("--bad-signature", action="store_true", help="Sign with a wrong secret.")
+        hook.add_argument("--timestamp-offset", type=float, default=0, help="Sign with a ts this far from now.")
 
     def handle(self, *args: Any, subcommand: str | None, **options: Any) -> None:
         if subcommand in (None, "serve"):
@@ -73,6 +88,14 @@ class Command(BaseCommand):
                 for body in shown.values():
                     body["counters"].pop("timestamps", None)
                 self.stdout.write(json.dumps(shown, indent=2))
+            elif subcommand == "paddle-event":
+                names = ["organization_id", "event_type", "status", "price_id", "subscription_id", "customer_id"]
+                names += ["duplicates", "delay_ms", "bad_signature"]
+                fields = {n: options[n] for n in names if options.get(n) not in (None, "")}
+                answer = control.paddle_event(
+                    options["app_url"], timestamp_offset_seconds=options["timestamp_offset"], **fields
+                )
+                self.stdout.write(json.dumps({k: answer[k] for k in ("event_id", "deliveries")}, indent=2))
             elif subcommand == "reset":
                 control.reset_counters() if options["counters_only"] else control.reset()
                 self.stdout.write(self.style.SUCCESS("simulator reset"))
@@ -84,7 +107,12 @@ class Command(BaseCommand):
     def serve(self, host: str, port: int) -> None:
         logging.getLogger("calliq.simulator").setLevel(logging.INFO)
         try:
-            server = SimulatorServer(host, port, secret=settings.PROVIDER_SIMULATOR_SECRET or None)
+            server = SimulatorServer(
+                host,
+                port,
+                secret=settings.PROVIDER_SIMULATOR_SECRET or None,
+                paddle_webhook_secret=settings.PROVIDERS["paddle"]["webhook_secret"],
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not settings.PROVIDER_SIMULATOR_SECRET:
