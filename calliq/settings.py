@@ -216,6 +216,60 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "calliq")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# RabbitMQ for a fleet (CELERY_BROKER_URL=amqp://user:password@host:5672/vhost);
+# Redis stays the development default. On RabbitMQ the task queue is a quorum
+# queue (replicated, durable, survives a node loss) on a topic exchange (Celery's
+# native delayed delivery, which the pipeline's countdowns need on quorum queues,
+# refuses direct exchanges), publishes wait for the broker's confirm, and a
+# message delivered CELERY_DELIVERY_LIMIT times without an ack (a poison message
+# that kills its worker every time) is dead-lettered to "<queue>.dead" instead
+# of crashing workers forever. Inspect that queue, fix, and re-publish by hand.
+# With acks_late + reject_on_worker_lost + prefetch 1 above, a worker that dies
+# mid-task hands its one unacknowledged message back to the queue.
+CELERY_BROKER_IS_AMQP = CELERY_BROKER_URL.partition("://")[0] in {"amqp", "amqps", "pyamqp"}
+CELERY_DELIVERY_LIMIT = int(os.environ.get("CELERY_DELIVERY_LIMIT", "5"))
+
+
+def celery_rabbitmq_settings(queue: str, *, delivery_limit: int) -> dict:
+    """Celery settings (lowercase names) for a quorum task queue with a dead-letter
+    queue; calliq/celery.py declares the dead-letter exchange and queue at worker start."""
+    from kombu import Exchange, Queue
+
+    return {
+        "task_queues": [
+            Queue(
+                queue,
+                Exchange(queue, type="topic"),
+                routing_key=queue,
+                queue_arguments={
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": delivery_limit,
+                    "x-dead-letter-exchange": f"{queue}.dlx",
+                    "x-dead-letter-routing-key": f"{queue}.dead",
+                },
+            )
+        ],
+        "task_default_exchange": queue,
+        "task_default_exchange_type": "topic",
+        "task_default_routing_key": queue,
+        "broker_transport_options": {"confirm_publish": True},
+        "dead_letter_queue": Queue(
+            f"{queue}.dead",
+            Exchange(f"{queue}.dlx", type="direct"),
+            routing_key=f"{queue}.dead",
+            queue_arguments={"x-queue-type": "quorum"},
+        ),
+    }
+
+
+if CELERY_BROKER_IS_AMQP:
+    _rabbitmq = celery_rabbitmq_settings(CELERY_TASK_DEFAULT_QUEUE, delivery_limit=CELERY_DELIVERY_LIMIT)
+    CELERY_TASK_QUEUES = _rabbitmq["task_queues"]
+    CELERY_TASK_DEFAULT_EXCHANGE = _rabbitmq["task_default_exchange"]
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = _rabbitmq["task_default_exchange_type"]
+    CELERY_TASK_DEFAULT_ROUTING_KEY = _rabbitmq["task_default_routing_key"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = _rabbitmq["broker_transport_options"]
+    CELERY_DEAD_LETTER_QUEUE = _rabbitmq["dead_letter_queue"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
 CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}
