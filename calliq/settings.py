@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "resilience.headers.CrossOriginResourcePolicyMiddleware",
+    # Early, so writes made by any later middleware pin the browser to the primary.
+    "calliq.db_router.ReplicaMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -128,6 +130,51 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Covering indexes (INCLUDE) are a PostgreSQL speed-up; SQLite builds them as plain indexes.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+else:
+    # Connection pooling, see docs/scaling.md. One host: CALLIQ_DB_POOL=1 keeps a
+    # psycopg pool per process (Django's OPTIONS["pool"]; CONN_MAX_AGE must then
+    # be 0, the pool owns connection lifetimes and checks a connection before
+    # lending it). A fleet: CALLIQ_DB_PGBOUNCER=1 with DATABASE_URL pointing at
+    # PgBouncer in transaction pooling mode, where a server connection serves
+    # one transaction at a time, so nothing may outlive a transaction: no
+    # server-side cursors (the CSV export pages by keyset instead, see
+    # resilience/db.py) and no prepared statements. Django's own connection to
+    # PgBouncer stays open DATABASE_CONN_MAX_AGE seconds with health checks.
+    if env_bool("CALLIQ_DB_POOL"):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("CALLIQ_DB_POOL_MIN_SIZE", "2")),
+            "max_size": int(os.environ.get("CALLIQ_DB_POOL_MAX_SIZE", "10")),
+            # Seconds a request waits for a free connection before failing.
+            "timeout": float(os.environ.get("CALLIQ_DB_POOL_TIMEOUT", "10")),
+        }
+    if env_bool("CALLIQ_DB_PGBOUNCER"):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+
+# Read replicas (calliq/db_router.py): with DATABASE_REPLICA_URL set, analytics
+# pages and CSV exports read from the "replica" alias, unless the replica is more
+# than CALLIQ_REPLICA_MAX_LAG seconds behind (measured on the replica at most
+# every CALLIQ_REPLICA_LAG_CHECK_SECONDS per process) or the browser wrote in
+# the last CALLIQ_READ_YOUR_WRITES_SECONDS (then every read goes to the primary,
+# so a person never misses their own change). Tests mirror it onto the test database.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=True,
+    )
+    for _key in ("OPTIONS", "DISABLE_SERVER_SIDE_CURSORS"):
+        if _key in DATABASES["default"]:
+            DATABASES["replica"][_key] = DATABASES["default"][_key]
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["calliq.db_router.ReplicaRouter"]
+CALLIQ_REPLICA_MAX_LAG = float(os.environ.get("CALLIQ_REPLICA_MAX_LAG", "5"))
+CALLIQ_REPLICA_LAG_CHECK_SECONDS = float(os.environ.get("CALLIQ_REPLICA_LAG_CHECK_SECONDS", "2"))
+CALLIQ_READ_YOUR_WRITES_SECONDS = float(os.environ.get("CALLIQ_READ_YOUR_WRITES_SECONDS", "10"))
+# URL names (namespace:name, or namespace:* for a whole app) whose reads may go to the replica.
+CALLIQ_REPLICA_ROUTES = env_list("CALLIQ_REPLICA_ROUTES", "analytics:*,analytics_api:*,calls:export")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, breaker state, metrics, Celery broker ---------------------
