@@ -14,9 +14,11 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from resilience.cache import tasks as cache_tasks  # noqa: F401  (registers the warming task)
         from resilience.monitoring import errors, rum
+        from resilience.redis_policy import check_eviction_policies
 
         errors.connect()
         checks.register(rum.check_web_vitals_installed, checks.Tags.staticfiles)
+        checks.register(check_eviction_policies, checks.Tags.caches)
         if not settings.REDIS_AVAILABLE:
             logger.warning(
                 "DEGRADED: no Redis configured (REDIS_URL is empty): local-memory cache, "
