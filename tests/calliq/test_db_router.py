@@ -76,8 +76,11 @@ def replica_queries(client_call) -> list[str]:
 
 
 def test_the_analytics_page_reads_from_the_replica(mirror_replica, signed_in, some_calls):
-    sql = replica_queries(lambda: signed_in.get(reverse("analytics:dashboard")))
+    responses = []
+    sql = replica_queries(lambda: responses.append(signed_in.get(reverse("analytics:dashboard"))))
     assert any("analytics_dailyrollup" in q for q in sql), sql
+    assert responses[0].status_code == 200
+    assert PIN_COOKIE not in responses[0].cookies  # reading pins nobody to the primary
 
 
 def test_the_calls_dashboard_never_reads_from_the_replica(mirror_replica, signed_in, some_calls):
