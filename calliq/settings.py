@@ -239,6 +239,9 @@ if REDIS_AVAILABLE:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Sessions in PostgreSQL, never in process memory: any web host serves any browser.
+# Not cached_db: the cache's Redis is meant to evict and be flushed, and a
+# second copy of a session is a second place a revoked one lives (docs/scaling.md).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # The cache layer (resilience/cache) on CACHES["default"]; see resilience/cache/__init__.py.
