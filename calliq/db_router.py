@@ -13,7 +13,9 @@ only while it is at most settings.CALLIQ_REPLICA_MAX_LAG seconds behind. The lag
 is `now() - pg_last_xact_replay_timestamp()` on the replica (0 when it has
 replayed all it received), measured at most every
 CALLIQ_REPLICA_LAG_CHECK_SECONDS per process; a replica that cannot be reached
-counts as too far behind. Celery tasks and commands have no request and always
+counts as too far behind, and one that fails a query between two checks
+costs that request a retry of its (read-only) view on the primary, not a 500.
+Celery tasks and commands have no request and always
 use the primary.
 """
 
@@ -53,6 +55,8 @@ class RequestReads:
     replica_allowed: bool = False
     pinned_to_primary: bool = False
     wrote: bool = False
+    used_replica: bool = False
+    view: tuple[Any, Any, Any] | None = None  # (view, args, kwargs), to run again on the primary
 
 
 _request: ContextVar[RequestReads | None] = ContextVar("calliq_request_reads", default=None)
@@ -78,6 +82,10 @@ class ReplicaLag:
 
     def forget(self) -> None:
         self._measured_at = float("-inf")
+
+    def mark_down(self) -> None:
+        """The replica failed a query: read from the primary until the next measurement."""
+        self._seconds, self._measured_at = float("inf"), time.monotonic()
 
 
 def measure_replica_lag(alias: str) -> float:
@@ -115,7 +123,10 @@ class ReplicaRouter:
             or REPLICA not in connections.settings
         ):
             return None
-        return REPLICA if replica_is_fresh() else None
+        if not replica_is_fresh():
+            return None
+        reads.used_replica = True
+        return REPLICA
 
     def db_for_write(self, model: type[Model], **hints: Any) -> str | None:
         reads = _request.get()
@@ -173,10 +184,24 @@ class ReplicaMiddleware:
             response.streaming_content = _within(reads, response.streaming_content)
         return response
 
-    def process_view(self, request: HttpRequest, *args: Any) -> None:
+    def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> None:
         reads = _request.get()
         if reads is not None:
             reads.replica_allowed = _route_allowed(request)
+            reads.view = (view, args, kwargs)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A replica that dies between two lag checks costs a retry on the primary, not a 500:
+        the routes allowed on the replica only read, so running the view again is safe."""
+        reads = _request.get()
+        if reads is None or reads.view is None or not reads.used_replica or not isinstance(exception, DatabaseError):
+            return None
+        logger.warning("the replica failed a query; %s is served from the primary", request.path, exc_info=exception)
+        replica_lag.mark_down()
+        connections[REPLICA].close()
+        reads.replica_allowed = False
+        view, args, kwargs = reads.view
+        return view(request, *args, **kwargs)
 
 
 def _within(reads: RequestReads, chunks: Iterator[bytes]) -> Iterator[bytes]:

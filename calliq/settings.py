@@ -169,6 +169,8 @@ if DATABASE_REPLICA_URL:
         if _key in DATABASES["default"]:
             DATABASES["replica"][_key] = DATABASES["default"][_key]
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    # A replica that does not answer within 2 s counts as down (reads go to the primary).
+    DATABASES["replica"]["OPTIONS"] = {**DATABASES["replica"].get("OPTIONS", {}), "connect_timeout": 2}
 DATABASE_ROUTERS = ["calliq.db_router.ReplicaRouter"]
 CALLIQ_REPLICA_MAX_LAG = float(os.environ.get("CALLIQ_REPLICA_MAX_LAG", "5"))
 CALLIQ_REPLICA_LAG_CHECK_SECONDS = float(os.environ.get("CALLIQ_REPLICA_LAG_CHECK_SECONDS", "2"))

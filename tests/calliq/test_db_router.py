@@ -83,6 +83,26 @@ def test_the_analytics_page_reads_from_the_replica(mirror_replica, signed_in, so
     assert PIN_COOKIE not in responses[0].cookies  # reading pins nobody to the primary
 
 
+@pytest.fixture
+def failing_replica(transactional_db):
+    """A "replica" that answers the lag check but fails every query of ours (a database without our tables)."""
+    add_replica_alias(NAME="postgres")
+    connections[REPLICA].connect()
+    yield connections[REPLICA]
+    remove_replica_alias()
+
+
+def test_a_replica_failing_a_query_costs_a_retry_on_the_primary_not_a_500(failing_replica, signed_in, some_calls):
+    first = signed_in.get(reverse("analytics:dashboard"))
+
+    assert first.status_code == 200
+    assert "Call 0" in first.text or first.context["data"]  # the page has the primary's figures
+    assert replica_lag.seconds(interval=3600) == float("inf")  # marked down until the next measurement
+    assert connections[REPLICA].connection is None  # closed after the failure
+    assert signed_in.get(reverse("analytics:dashboard")).status_code == 200
+    assert connections[REPLICA].connection is None  # the next request did not go back to it
+
+
 def test_the_calls_dashboard_never_reads_from_the_replica(mirror_replica, signed_in, some_calls):
     sql = replica_queries(lambda: signed_in.get(reverse("calls:list")))
     assert sql == []
