@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "resilience.monitoring.middleware.ProfilerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "resilience.headers.CrossOriginResourcePolicyMiddleware",
+    # Early, so writes made by any later middleware pin the browser to the primary.
+    "calliq.db_router.ReplicaMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "resilience.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -133,6 +135,53 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Covering indexes (INCLUDE) are a PostgreSQL speed-up; SQLite builds them as plain indexes.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+else:
+    # Connection pooling, see docs/scaling.md. One host: CALLIQ_DB_POOL=1 keeps a
+    # psycopg pool per process (Django's OPTIONS["pool"]; CONN_MAX_AGE must then
+    # be 0, the pool owns connection lifetimes and checks a connection before
+    # lending it). A fleet: CALLIQ_DB_PGBOUNCER=1 with DATABASE_URL pointing at
+    # PgBouncer in transaction pooling mode, where a server connection serves
+    # one transaction at a time, so nothing may outlive a transaction: no
+    # server-side cursors (the CSV export pages by keyset instead, see
+    # resilience/db.py) and no prepared statements. Django's own connection to
+    # PgBouncer stays open DATABASE_CONN_MAX_AGE seconds with health checks.
+    if env_bool("CALLIQ_DB_POOL"):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("CALLIQ_DB_POOL_MIN_SIZE", "2")),
+            "max_size": int(os.environ.get("CALLIQ_DB_POOL_MAX_SIZE", "10")),
+            # Seconds a request waits for a free connection before failing.
+            "timeout": float(os.environ.get("CALLIQ_DB_POOL_TIMEOUT", "10")),
+        }
+    if env_bool("CALLIQ_DB_PGBOUNCER"):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+
+# Read replicas (calliq/db_router.py): with DATABASE_REPLICA_URL set, analytics
+# pages and CSV exports read from the "replica" alias, unless the replica is more
+# than CALLIQ_REPLICA_MAX_LAG seconds behind (measured on the replica at most
+# every CALLIQ_REPLICA_LAG_CHECK_SECONDS per process) or the browser wrote in
+# the last CALLIQ_READ_YOUR_WRITES_SECONDS (then every read goes to the primary,
+# so a person never misses their own change). Tests mirror it onto the test database.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=True,
+    )
+    for _key in ("OPTIONS", "DISABLE_SERVER_SIDE_CURSORS"):
+        if _key in DATABASES["default"]:
+            DATABASES["replica"][_key] = DATABASES["default"][_key]
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    # A replica that does not answer within 2 s counts as down (reads go to the primary).
+    DATABASES["replica"]["OPTIONS"] = {**DATABASES["replica"].get("OPTIONS", {}), "connect_timeout": 2}
+DATABASE_ROUTERS = ["calliq.db_router.ReplicaRouter"]
+CALLIQ_REPLICA_MAX_LAG = float(os.environ.get("CALLIQ_REPLICA_MAX_LAG", "5"))
+CALLIQ_REPLICA_LAG_CHECK_SECONDS = float(os.environ.get("CALLIQ_REPLICA_LAG_CHECK_SECONDS", "2"))
+CALLIQ_READ_YOUR_WRITES_SECONDS = float(os.environ.get("CALLIQ_READ_YOUR_WRITES_SECONDS", "10"))
+# URL names (namespace:name, or namespace:* for a whole app) whose reads may go to the replica.
+CALLIQ_REPLICA_ROUTES = env_list("CALLIQ_REPLICA_ROUTES", "analytics:*,analytics_api:*,calls:export")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, breaker state, metrics, Celery broker ---------------------
@@ -197,6 +246,9 @@ if REDIS_AVAILABLE:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Sessions in PostgreSQL, never in process memory: any web host serves any browser.
+# Not cached_db: the cache's Redis is meant to evict and be flushed, and a
+# second copy of a session is a second place a revoked one lives (docs/scaling.md).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # The cache layer (resilience/cache) on CACHES["default"]; see resilience/cache/__init__.py.
@@ -221,6 +273,60 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "calliq")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# RabbitMQ for a fleet (CELERY_BROKER_URL=amqp://user:password@host:5672/vhost);
+# Redis stays the development default. On RabbitMQ the task queue is a quorum
+# queue (replicated, durable, survives a node loss) on a topic exchange (Celery's
+# native delayed delivery, which the pipeline's countdowns need on quorum queues,
+# refuses direct exchanges), publishes wait for the broker's confirm, and a
+# message delivered CELERY_DELIVERY_LIMIT times without an ack (a poison message
+# that kills its worker every time) is dead-lettered to "<queue>.dead" instead
+# of crashing workers forever. Inspect that queue, fix, and re-publish by hand.
+# With acks_late + reject_on_worker_lost + prefetch 1 above, a worker that dies
+# mid-task hands its one unacknowledged message back to the queue.
+CELERY_BROKER_IS_AMQP = CELERY_BROKER_URL.partition("://")[0] in {"amqp", "amqps", "pyamqp"}
+CELERY_DELIVERY_LIMIT = int(os.environ.get("CELERY_DELIVERY_LIMIT", "5"))
+
+
+def celery_rabbitmq_settings(queue: str, *, delivery_limit: int) -> dict:
+    """Celery settings (lowercase names) for a quorum task queue with a dead-letter
+    queue; calliq/celery.py declares the dead-letter exchange and queue at worker start."""
+    from kombu import Exchange, Queue
+
+    return {
+        "task_queues": [
+            Queue(
+                queue,
+                Exchange(queue, type="topic"),
+                routing_key=queue,
+                queue_arguments={
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": delivery_limit,
+                    "x-dead-letter-exchange": f"{queue}.dlx",
+                    "x-dead-letter-routing-key": f"{queue}.dead",
+                },
+            )
+        ],
+        "task_default_exchange": queue,
+        "task_default_exchange_type": "topic",
+        "task_default_routing_key": queue,
+        "broker_transport_options": {"confirm_publish": True},
+        "dead_letter_queue": Queue(
+            f"{queue}.dead",
+            Exchange(f"{queue}.dlx", type="direct"),
+            routing_key=f"{queue}.dead",
+            queue_arguments={"x-queue-type": "quorum"},
+        ),
+    }
+
+
+if CELERY_BROKER_IS_AMQP:
+    _rabbitmq = celery_rabbitmq_settings(CELERY_TASK_DEFAULT_QUEUE, delivery_limit=CELERY_DELIVERY_LIMIT)
+    CELERY_TASK_QUEUES = _rabbitmq["task_queues"]
+    CELERY_TASK_DEFAULT_EXCHANGE = _rabbitmq["task_default_exchange"]
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = _rabbitmq["task_default_exchange_type"]
+    CELERY_TASK_DEFAULT_ROUTING_KEY = _rabbitmq["task_default_routing_key"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = _rabbitmq["broker_transport_options"]
+    CELERY_DEAD_LETTER_QUEUE = _rabbitmq["dead_letter_queue"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # The email outbox (calls.OutboundEmail) is flushed whenever Resend answers again.
 CELERY_BEAT_SCHEDULE["flush-email-outbox"] = {"task": "calls.tasks.flush_email_outbox", "schedule": 30.0}

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from calls.models import Call
+from resilience.db import keyset_chunks
 
 CSV_FIELDS = (
     "id",
@@ -77,12 +78,13 @@ def csv_safe(value: object) -> object:
 
 
 def export_csv_lines(calls: QuerySet[Call]) -> Iterator[str]:
-    """The CSV of `calls`, newest first, produced lazily: rows come from a
-    server-side cursor CSV_CHUNK_ROWS at a time, so memory stays flat whether
-    it is ten calls or a million."""
+    """The CSV of `calls`, newest first, produced lazily: rows come in keyset
+    chunks of CSV_CHUNK_ROWS (no server-side cursor, which a transaction-pooling
+    PgBouncer would break), so memory stays flat whether it is ten calls or a
+    million."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
-    rows = calls.order_by("-started_at", "-id").values_list(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK_ROWS)
+    rows = keyset_chunks(calls, fields=CSV_FIELDS, order=("-started_at", "-id"), chunk_size=CSV_CHUNK_ROWS)
     batch: list[str] = []
     for pk, started, title, name, company, first, last, *rest in rows:
         rep = f"{first or ''} {last or ''}".strip()

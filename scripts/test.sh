@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: Python packages (with dev ones),
 # npm's browser packages (package.json),
-# Debian's chromium for the browser tests, PostgreSQL and Redis; then ruff,
-# import-linter and pytest against the real services, then the SQLite lane
+# Debian's chromium for the browser tests, PostgreSQL, Redis and RabbitMQ; then
+# ruff, import-linter and pytest against the real services, then the SQLite lane
 # (the tests marked sqlite, on a fresh SQLite file: the first-run database).
 # Extra arguments go to both pytest runs.
 set -euo pipefail
@@ -42,6 +42,25 @@ if ! redis_answers "$REDIS_URL"; then
 fi
 command -v redis-server >/dev/null 2>&1 ||
   die "The resilience tests start private Redis servers: install redis-server (Debian: apt-get install redis-server)."
+
+# The pipeline tests also run on RabbitMQ, the fleet's broker (tests/calls/test_pipeline_rabbitmq.py).
+export CALLIQ_TEST_AMQP_URL=${CALLIQ_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//}
+amqp_answers() {
+  .venv/bin/python - "$1" <<'PY' >/dev/null 2>&1
+import sys, kombu
+with kombu.Connection(sys.argv[1], connect_timeout=2) as connection:
+    connection.connect()
+PY
+}
+if ! amqp_answers "$CALLIQ_TEST_AMQP_URL"; then
+  if command -v rabbitmq-server >/dev/null 2>&1; then
+    say "RabbitMQ is not answering: starting rabbitmq-server -detached"
+    rabbitmq-server -detached || true
+    for _ in $(seq 1 60); do amqp_answers "$CALLIQ_TEST_AMQP_URL" && break; sleep 1; done
+  fi
+  amqp_answers "$CALLIQ_TEST_AMQP_URL" ||
+    die "RabbitMQ does not answer at $CALLIQ_TEST_AMQP_URL. Install it (Debian: apt-get install rabbitmq-server) or set CALLIQ_TEST_AMQP_URL."
+fi
 
 say "ruff check and format"
 .venv/bin/ruff check .

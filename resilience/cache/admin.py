@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from resilience.cache.service import cache_service
 from resilience.cache.tasks import warm_cache_task
 from resilience.cache.warming import UnknownScope, plan, warmables
+from resilience.redis_policy import eviction_problems
 
 ACTIONS = {
     "invalidate_tag": "Invalidate a tag",
@@ -48,6 +49,7 @@ def cache_overview(request: HttpRequest) -> HttpResponse:
         "areas": sorted({w.area for w in warmables()}),
         "can_act": request.user.has_perm(PERMISSION),
         "prefix": service.prefix,
+        "policy_problems": eviction_problems(),
     }
     return render(request, "admin/resilience/cache.html", context)
 
