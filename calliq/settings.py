@@ -133,6 +133,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Covering indexes (INCLUDE) are a PostgreSQL speed-up; SQLite builds them as plain indexes.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+# Behind PgBouncer in transaction pooling mode (CALLIQ_DB_PGBOUNCER=1, the
+# fleet's scripts/fleet.py) nothing may outlive a transaction: no server-side
+# cursors, no prepared statements. (The same two lines as the fleetcfg branch's
+# pooling settings, which document them in docs/scaling.md.)
+if env_bool("CALLIQ_DB_PGBOUNCER"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, breaker state, metrics, Celery broker ---------------------
