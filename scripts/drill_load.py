@@ -10,7 +10,9 @@ more task uploads a small WAV recording every --upload-every seconds through
 the upload form (its pipeline runs on the Celery workers). Every request is
 one JSON line: wall time, kind, status (0 when no response came), latency,
 Retry-After and friendly-page flags for a 503, and the cache reads and hits
-the server reported in Server-Timing (the fleet samples every response).
+the server reported in Server-Timing (the fleet samples every response). A GET
+on a keep-alive connection the server closed just then is retried once, as
+browsers do; nothing else is retried.
 
 Why not locust: it would add gevent and a web UI to the dev requirements for a
 load this size (a few virtual users on a 2-core machine shared by others);
@@ -82,7 +84,14 @@ async def request(
     started = time.time()
     t0 = time.perf_counter()
     try:
-        response = await client.request(method, url, **kwargs)
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.RemoteProtocolError:
+            if method != "GET":
+                raise
+            # The server closed an idle keep-alive connection as we reused it (gunicorn's
+            # keep-alive is 2 s): a browser retries an idempotent request once, so do we.
+            response = await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         rec.write(t=started, kind=kind, status=0, ms=(time.perf_counter() - t0) * 1000, error=type(exc).__name__)
         return None
