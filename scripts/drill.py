@@ -57,6 +57,10 @@ PHASES = [
 ]
 
 
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=fleet.ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def say(message: str) -> None:
     print(f"drill: {time.strftime('%H:%M:%S')} {message}", flush=True)
 
@@ -219,7 +223,8 @@ def main() -> int:
     parser.add_argument("--lead-seconds", type=float, default=10)
     parser.add_argument("--users", type=int, default=6)
     parser.add_argument("--upload-every", type=float, default=2.0)
-    parser.add_argument("--breaker-open-seconds", type=float, default=10)
+    # Longer than the outage, so a trial comes after it; short enough to close within the phase.
+    parser.add_argument("--breaker-open-seconds", type=float, default=20)
     parser.add_argument("--drain-seconds", type=float, default=180)
     parser.add_argument("--phases", default=",".join(PHASES), help="Comma-separated; baseline first.")
     parser.add_argument("--base-port", type=int, default=int(os.environ.get("FLEET_BASE_PORT", "17000")))
@@ -230,6 +235,9 @@ def main() -> int:
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
 
+    commit = git("rev-parse", "--short", "HEAD") + (
+        "+changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
     state = fleet.load_state()
     started_here = not fleet.live_processes(state)
     if started_here:
@@ -293,15 +301,13 @@ def main() -> int:
                 break
             time.sleep(5)
         drained_at = time.time()
-        result = drill_report.write(
-            out_dir=Path(args.out),
-            records=records,
-            windows=windows,
-            uploads=ids,
-            call_states=states,
-            breaker_events=breaker_events(state, drill_started),
-            emails=sent_emails(state),
-            settings={
+        inputs = {
+            "windows": windows,
+            "uploads": {str(k): v for k, v in ids.items()},
+            "call_states": {str(k): v for k, v in states.items()},
+            "breaker_events": breaker_events(state, drill_started),
+            "emails": sent_emails(state),
+            "settings": {
                 "calls": args.calls,
                 "phase_seconds": args.phase_seconds,
                 "fault_seconds": args.fault_seconds,
@@ -310,8 +316,12 @@ def main() -> int:
                 "breaker_open_seconds": args.breaker_open_seconds,
                 "drain_seconds": round(drained_at - windows[-1]["end"], 1),
                 "command": " ".join(sys.argv),
+                "commit": commit,
             },
-        )
+        }
+        # Kept beside the request records, so the report can be written again from them.
+        (run_dir / "inputs.json").write_text(json.dumps(inputs))
+        result = drill_report.write(out_dir=Path(args.out), records=records, **inputs)
         say(f"report: {result['path']}")
         for goal in result["goals"]:
             say(f"{'PASS' if goal['ok'] else 'FAIL'} {goal['name']}: {goal['detail']}")
