@@ -212,6 +212,8 @@ def redis_cache_options(*, connect_timeout: float, socket_timeout: float) -> dic
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
+    from resilience.redis_sentinel import DisconnectingSentinelConnection
+
     options = {
         "CLIENT_CLASS": "django_redis.client.DefaultClient",
         "SERIALIZER": "django_redis.serializers.msgpack.MSGPackSerializer",
@@ -228,6 +230,8 @@ def redis_cache_options(*, connect_timeout: float, socket_timeout: float) -> dic
         options["CONNECTION_FACTORY"] = "django_redis.pool.SentinelConnectionFactory"
         options["SENTINELS"] = REDIS_SENTINELS
         options["SENTINEL_KWARGS"] = {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout}
+        # A timed-out read must not leave its reply for the next command (resilience/redis_sentinel.py).
+        options["CONNECTION_POOL_KWARGS"]["connection_class"] = DisconnectingSentinelConnection
     return options
 
 

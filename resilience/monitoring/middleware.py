@@ -114,6 +114,9 @@ class ProfilerMiddleware:
                 ("cache", trace.cache_seconds * 1000),
                 ("provider", trace.provider_seconds * 1000),
                 ("cpu", cpu * 1000),
+                # Counts, not times: how many cache reads this request made and how many hit.
+                ("cache-reads", trace.cache_reads),
+                ("cache-hits", trace.cache_hits),
                 *((name, s * 1000) for name, s in trace.operations),
             ]
             response["Server-Timing"] = server_timing(entries)
