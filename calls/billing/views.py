@@ -40,6 +40,11 @@ def paddle_webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": f"the body must have a Content-Length of at most {MAX_WEBHOOK_BODY} bytes"}, status=413
         )
+    if request.content_type != "application/json":
+        # Paddle sends JSON. A form body may already have been parsed by a
+        # middleware (request.POST), and then its raw bytes are gone: refuse it
+        # here with a clear 415 rather than fail on request.body.
+        return JsonResponse({"error": "send the event as Content-Type: application/json"}, status=415)
     raw = request.body
     try:
         verify_paddle_signature(

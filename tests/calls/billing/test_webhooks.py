@@ -324,3 +324,9 @@ def test_events_of_one_subscription_arriving_at_once_end_in_the_newest_state(org
     assert (account.last_event_id, account.plan) == (events[-1].event_id, "business")
     assert PaddleEvent.objects.count() == 4
     assert BillingAccount.objects.count() == 1
+
+
+def test_a_form_body_is_refused_with_415_and_nothing_applied(client, db):
+    response = client.post("/webhooks/paddle", {"event_id": "evt_1"})
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
