@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -61,8 +62,18 @@ def test_an_unknown_token_is_refused_before_it_is_counted(member, call):
         assert client.get(api_list(), headers={"Authorization": "Bearer ciq_nope"}).status_code == 401
 
 
+@override_settings(CALLIQ_API_RATE_LIMIT=2)
+def test_the_count_survives_the_page_cache_being_emptied(member, call):
+    headers = bearer(member)
+    client = Client()
+    assert [client.get(api_list(), headers=headers).status_code for _ in range(2)] == [200, 200]
+    caches["default"].delete_pattern("*")  # every key of the page cache, as an LRU eviction could
+    assert client.get(api_list(), headers=headers).status_code == 429
+    assert settings.RATELIMIT_USE_CACHE == "throttle"
+
+
 def test_with_redis_down_the_api_still_answers(member, call, private_redis):
-    cache = {"default": {**settings.CACHES["default"], "LOCATION": private_redis.url}}
+    cache = {**settings.CACHES, "throttle": {**settings.CACHES["throttle"], "LOCATION": private_redis.url}}
     headers = bearer(member)
     with override_settings(CACHES=cache, CALLIQ_API_RATE_LIMIT=1):
         client = Client()
