@@ -373,7 +373,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("CALLIQ_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CALLIQ_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "calls.tenancy.throttle.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "calls.tenancy.throttle.client_ip"
+AXES_CLIENT_IP_CALLABLE = "resilience.clientip.client_ip"
 AXES_RESET_ON_SUCCESS = True
 # The wait runs from the lockout (tries during it are refused, not counted), so
 # the page can say exactly how long is left.
