@@ -388,6 +388,10 @@ CALLIQ_BEHIND_PROXY = env_bool("CALLIQ_BEHIND_PROXY")
 # JSON API rate limit per personal token (django-ratelimit, counted in Redis,
 # fail-open); 0 turns it off.
 CALLIQ_API_RATE_LIMIT = int(os.environ.get("CALLIQ_API_RATE_LIMIT", "120"))
+# ... and per user, over all their tokens and their session on /api/ together.
+CALLIQ_API_USER_RATE_LIMIT = int(os.environ.get("CALLIQ_API_USER_RATE_LIMIT", "240"))
+# Active (unrevoked, unexpired) API tokens one person may hold.
+CALLIQ_API_TOKENS_PER_USER = int(os.environ.get("CALLIQ_API_TOKENS_PER_USER", "20"))
 RATELIMIT_USE_CACHE = THROTTLE_CACHE
 RATELIMIT_FAIL_OPEN = True
 # Signing out renders the styled registration/logged_out.html page.
