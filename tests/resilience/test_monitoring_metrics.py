@@ -183,6 +183,18 @@ def test_members_may_not_read_metrics_and_staff_may(client, metrics, member, sta
     assert set(body) >= {"routes", "slow", "alerts", "business"}
 
 
+def test_a_staff_members_personal_api_token_does_not_open_the_metrics(client, metrics, org):
+    from calls.tenancy.models import ApiToken, Membership
+    from tests import factories
+
+    staff = factories.make_user(is_staff=True, is_superuser=True)
+    Membership.objects.create(user=staff, organization=org)
+    _token, raw = ApiToken.issue(user=staff, organization=org, name="script")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/v1/calls", headers=headers).status_code == 200  # a working token
+    assert client.get("/api/v1/monitoring/metrics", headers=headers).status_code == 403
+
+
 @pytest.mark.parametrize("name", ["routes", "slow", "alerts", "business"])
 def test_monitoring_pages_are_for_staff_only(client, metrics, member, staff_user, name):
     url = reverse(f"monitoring:{name}")
