@@ -132,6 +132,14 @@ def test_an_incoming_request_id_is_kept_only_if_it_looks_like_one(client, metric
     assert len(forged["X-Request-ID"]) == 16
 
 
+def test_an_incoming_request_id_with_a_trailing_newline_is_replaced(client, metrics):
+    # `$` matches before a final newline; the id must match as a whole.
+    response = client.get(reverse("monitoring:health"), headers={"X-Request-ID": "lb-abcdef123456\n"})
+    assert response.status_code == 200
+    assert response["X-Request-ID"] != "lb-abcdef123456\n"
+    assert len(response["X-Request-ID"]) == 16
+
+
 def test_metrics_count_requests_for_prometheus(client, metrics, staff_user):
     for _ in range(4):
         client.get(reverse("monitoring:health"))
