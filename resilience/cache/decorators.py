@@ -72,16 +72,42 @@ class CachedResponse:
 
     @classmethod
     def from_value(cls, value: Any) -> CachedResponse | None:
-        """Rebuilt from an entry; None for anything not of this shape (a miss)."""
+        """Rebuilt from an entry; None for anything not of this shape (a miss).
+        Whoever can write to Redis must not be able to turn a page into a 500
+        (a header with CR/LF, a status Django refuses, a body that is no bytes)."""
+        if not isinstance(value, dict):
+            return None
         try:
             cached = cls(**value)
-            cached.headers = [(str(k), str(v)) for k, v in cached.headers]
-            cached.vary = tuple(cached.vary)
-        except (TypeError, ValueError):
+        except TypeError:
             return None
-        if not isinstance(cached.body, bytes) or not isinstance(cached.status, int):
+        status, headers, vary = cached.status, cached.headers, cached.vary
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             return None
+        if not isinstance(cached.body, bytes) or not all(
+            c is None or isinstance(c, bytes) for c in (cached.gzip, cached.br)
+        ):
+            return None
+        if not header_text(cached.etag) or not isinstance(headers, list | tuple) or not isinstance(vary, list | tuple):
+            return None
+        if not all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and header_text(pair[0])
+            and header_text(pair[1], empty=True)
+            for pair in headers
+        ):
+            return None
+        if not all(header_text(name) for name in vary):
+            return None
+        cached.headers = [(name, text) for name, text in headers]
+        cached.vary = tuple(vary)
         return cached
+
+
+def header_text(value: object, *, empty: bool = False) -> bool:
+    """A str (non-empty unless `empty`) that can go into a header line (no CR, LF or NUL)."""
+    return isinstance(value, str) and (empty or bool(value)) and not any(c in value for c in "\r\n\x00")
 
 
 TagSpec = Iterable[str] | Callable[..., Iterable[str]]
