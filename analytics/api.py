@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views.decorators.http import require_safe
 
-from analytics.forms import AnalyticsForm
+from analytics.forms import ANALYTICS_PARAMS, AnalyticsForm
 from analytics.report import cached_comprehensive_analytics
 from calls.tenancy.decorators import api_organization_required
 from calls.tenancy.http import OrgRequest, api_error
@@ -14,7 +14,7 @@ from resilience.cache import cached_view
 
 @require_safe
 @api_organization_required
-@cached_view(preset="medium", tags=["org:{org}"])
+@cached_view(preset="medium", tags=["org:{org}"], params=ANALYTICS_PARAMS)
 def comprehensive(request: OrgRequest) -> JsonResponse:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD (or ?days=7|30|90), &rep=<user id>, &outcome=, &sort=."""
     form = AnalyticsForm(request.GET, organization=request.organization)

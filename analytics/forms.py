@@ -34,6 +34,10 @@ def org_reps(organization: Organization) -> list[tuple[int, str]]:
     return [(m.user_id, m.user.get_full_name() or m.user.get_username()) for m in members]
 
 
+# The query parameters AnalyticsForm reads (the page's and the API's cache key).
+ANALYTICS_PARAMS = ("days", "from", "to", "rep", "outcome", "sort")
+
+
 class AnalyticsForm(forms.Form):
     days = forms.ChoiceField(choices=RANGE_CHOICES, required=False, label="Range")
     rep = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Rep")

@@ -12,7 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from analytics.business import business_metrics
 from analytics.charts import dashboard_charts
-from analytics.forms import RANGE_CHOICES, AnalyticsForm
+from analytics.forms import ANALYTICS_PARAMS, RANGE_CHOICES, AnalyticsForm
 from analytics.report import cached_comprehensive_analytics
 from calls.models import NAMED_OUTCOMES
 from calls.tenancy.decorators import organization_required
@@ -24,7 +24,7 @@ from resilience.cache import cached_view
 @organization_required
 @vary_on_headers("HX-Request")
 # The page per user (navigation, CSRF tokens); its data is shared by the organization.
-@cached_view(preset="per_user", tags=["org:{org}"])
+@cached_view(preset="per_user", tags=["org:{org}"], params=ANALYTICS_PARAMS)
 def dashboard(request: OrgRequest) -> HttpResponse:
     form = AnalyticsForm(request.GET, organization=request.organization)
     data = charts = None

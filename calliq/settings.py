@@ -400,6 +400,26 @@ if _breaker_redis_url:
         ),
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
     }
+
+# --- Throttle counters (django-axes, django-ratelimit) ---------------------------
+# Sign-in failures and API request counts live in their own alias, so page
+# entries filling the cache's Redis can never evict them (the cache's Redis
+# may run with maxmemory + allkeys-lru; this one, like the breakers', must be
+# noeviction). THROTTLE_REDIS_URL defaults to the cache's Redis; the client
+# name in the URL gives the alias a connection pool of its own (django-redis
+# keeps one pool per LOCATION). Both throttles fail open.
+_throttle_redis_url = os.environ.get("THROTTLE_REDIS_URL", REDIS_URL)
+if _throttle_redis_url:
+    CACHES["throttle"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"{_throttle_redis_url}{'&' if '?' in _throttle_redis_url else '?'}client_name=calliq-throttle",
+        "KEY_PREFIX": f"{CACHE_KEY_PREFIX}:throttle",
+        "OPTIONS": redis_cache_options(
+            connect_timeout=float(os.environ.get("CALLIQ_CACHE_CONNECT_TIMEOUT", "0.1")),
+            socket_timeout=float(os.environ.get("CALLIQ_CACHE_SOCKET_TIMEOUT", "0.1")),
+        ),
+    }
+THROTTLE_CACHE = "throttle" if "throttle" in CACHES else "default"
 BREAKER_REDIS_RETRY_SECONDS = float(os.environ.get("BREAKER_REDIS_RETRY_SECONDS", "1.0"))
 BREAKER_POLICY_TTL = float(os.environ.get("BREAKER_POLICY_TTL", "5"))
 BREAKER_KEY_PREFIX = os.environ.get("BREAKER_KEY_PREFIX", f"{CACHE_KEY_PREFIX}:breaker")
@@ -471,15 +491,16 @@ AUTHENTICATION_BACKENDS = [
 # Sign-in throttling (django-axes, on /accounts/login/ and /admin/login/):
 # after CALLIQ_LOGIN_FAILURE_LIMIT failures for one username from one IP, that
 # pair is locked out for CALLIQ_LOGIN_COOLOFF_MINUTES (each further try restarts
-# the wait). Counted in the default cache (Redis) so every worker agrees;
+# the wait). Counted in the throttle cache (Redis) so every worker agrees;
 # fail-open if Redis is down; lockouts are listed and lifted in the admin
 # (Axes → Access attempts: delete the row). See calls/tenancy/throttle.py.
 AXES_HANDLER = "calls.tenancy.throttle.SignInThrottle"
+AXES_CACHE = THROTTLE_CACHE
 AXES_FAILURE_LIMIT = int(os.environ.get("CALLIQ_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CALLIQ_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "calls.tenancy.throttle.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "calls.tenancy.throttle.client_ip"
+AXES_CLIENT_IP_CALLABLE = "resilience.clientip.client_ip"
 AXES_RESET_ON_SUCCESS = True
 # The wait runs from the lockout (tries during it are refused, not counted), so
 # the page can say exactly how long is left.
@@ -494,7 +515,11 @@ CALLIQ_BEHIND_PROXY = env_bool("CALLIQ_BEHIND_PROXY")
 # JSON API rate limit per personal token (django-ratelimit, counted in Redis,
 # fail-open); 0 turns it off.
 CALLIQ_API_RATE_LIMIT = int(os.environ.get("CALLIQ_API_RATE_LIMIT", "120"))
-RATELIMIT_USE_CACHE = "default"
+# ... and per user, over all their tokens and their session on /api/ together.
+CALLIQ_API_USER_RATE_LIMIT = int(os.environ.get("CALLIQ_API_USER_RATE_LIMIT", "240"))
+# Active (unrevoked, unexpired) API tokens one person may hold.
+CALLIQ_API_TOKENS_PER_USER = int(os.environ.get("CALLIQ_API_TOKENS_PER_USER", "20"))
+RATELIMIT_USE_CACHE = THROTTLE_CACHE
 RATELIMIT_FAIL_OPEN = True
 # Signing out renders the styled registration/logged_out.html page.
 

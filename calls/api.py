@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from calls.filters import Listing
+from calls.filters import LISTING_PARAMS, Listing
 from calls.forms import parse_listing
 from calls.keyset import InvalidCursor, calls_page
 from calls.models import Call
@@ -53,7 +53,7 @@ def page_url(request: OrgRequest, listing: Listing, cursor: str | None) -> str |
 
 @require_safe
 @api_organization_required
-@cached_view(preset="short", tags=["org:{org}"])
+@cached_view(preset="short", tags=["org:{org}"], params=LISTING_PARAMS)
 def call_list(request: OrgRequest) -> JsonResponse:
     listing = parse_listing(request.GET)
     if listing.errors:

@@ -28,6 +28,22 @@ DEFAULT_SORT = "-started"
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MODES = ("pages", "scroll")
+# The table's state in the query string: the form's fields, then the page cursor.
+FILTER_FIELDS = (
+    "q",
+    "status",
+    "outcome",
+    "rep",
+    "started_from",
+    "started_to",
+    "score_min",
+    "score_max",
+    "sentiment",
+    "sort",
+    "size",
+    "mode",
+)
+LISTING_PARAMS = (*FILTER_FIELDS, "cursor")
 SEARCH_MIN_LENGTH = 3  # a trigram index needs three characters to narrow anything down
 
 

@@ -28,7 +28,7 @@ from django_htmx.http import trigger_client_event
 from calls import selection as calls_selection
 from calls.bulk import delete_selection, set_selection_outcome, split_selection
 from calls.export import export_csv_lines
-from calls.filters import PAGE_SIZES, Listing, Sort
+from calls.filters import FILTER_FIELDS, LISTING_PARAMS, PAGE_SIZES, Listing, Sort
 from calls.forms import (
     MAX_UPLOAD_BODY,
     SORT_CHOICES,
@@ -51,21 +51,6 @@ from resilience.uploads import upload_limit
 
 # Infinite scroll keeps at most this many pages of rows in the DOM (static/js/calls.js).
 WINDOW_PAGES = 5
-
-FILTER_FIELDS = (
-    "q",
-    "status",
-    "outcome",
-    "rep",
-    "started_from",
-    "started_to",
-    "score_min",
-    "score_max",
-    "sentiment",
-    "sort",
-    "size",
-    "mode",
-)
 
 
 def field_label(name: str) -> str:
@@ -139,7 +124,7 @@ def table_context(request: OrgRequest, table: TablePage) -> dict[str, Any]:
 @organization_required
 @vary_on_headers("HX-Request")
 # Per user: the table shows the person's own selection and role-dependent actions.
-@cached_view(preset="per_user", tags=["org:{org}", "selection:{org}:{user}"])
+@cached_view(preset="per_user", tags=["org:{org}", "selection:{org}:{user}"], params=(*LISTING_PARAMS, "fragment"))
 def call_list(request: OrgRequest) -> HttpResponse:
     listing = parse_listing(request.GET)
     status = 400 if listing.errors else 200
@@ -342,7 +327,7 @@ def pipeline_steps(call: Call) -> list[dict[str, str]]:
 
 @require_safe
 @organization_required
-@cached_view(preset="per_user", tags=["org:{org}", "call:{call_id}"])
+@cached_view(preset="per_user", tags=["org:{org}", "call:{call_id}"], params=("t",))
 def call_detail(request: OrgRequest, call_id: int) -> HttpResponse:
     call = get_object_or_404(
         Call.objects.for_org(request.organization).select_related("rep", "transcript", "analysis"), pk=call_id

@@ -28,7 +28,8 @@ class BearerTokenMiddleware:
     the token's user, scoped to the token's organization. A malformed, unknown,
     revoked or expired token is a 401 with a JSON error: it never falls back to
     the session. A read-scoped token may only read (GET, HEAD, OPTIONS: else
-    403), and every token is rate limited (429, calls.tenancy.ratelimit).
+    403), and every token, and every user over all their tokens and their
+    session, is rate limited (429, calls.tenancy.ratelimit).
 
     Anywhere else the header means nothing: it neither signs in nor turns off
     CSRF, so a stolen token cannot drive a session page (delete calls, mint a
@@ -44,6 +45,11 @@ class BearerTokenMiddleware:
             refusal = self.authenticate(request, header)
             if refusal is not None:
                 return refusal
+        elif is_api_path(request) and request.user.is_authenticated:
+            # A session on the API spends the same per-user budget as the person's tokens.
+            limited = api_rate_limit_response(request, None)
+            if limited is not None:
+                return limited
         return self.get_response(request)
 
     def authenticate(self, request: HttpRequest, header: str) -> HttpResponse | None:

@@ -13,9 +13,9 @@ does the counting; this module adds what CallIQ needs around it:
   the admin clears the pair's counter in Redis;
 - the lockout page: our sign-in styling, no inline script or style, 429 with
   Retry-After and the minutes left;
-- the client address is REMOTE_ADDR, or behind our proxy
-  (CALLIQ_BEHIND_PROXY) the address the proxy appended to X-Forwarded-For,
-  never one the client could choose.
+- the client address is resilience.clientip.client_ip: REMOTE_ADDR, or
+  behind our proxy (CALLIQ_BEHIND_PROXY) the address the proxy appended to
+  X-Forwarded-For, never one the client could choose.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from axes.backends import AxesStandaloneBackend
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_cache, get_client_cache_keys, get_client_username, get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
-from django.conf import settings
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -36,20 +35,14 @@ from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from resilience.clientip import client_ip
+
+__all__ = ["SignInThrottle", "SignInThrottleBackend", "client_ip", "lockout_response"]
+
 logger = logging.getLogger(__name__)
 
 # What a dead or stalled Redis raises through django-redis.
 CACHE_ERRORS = (RedisError, ConnectionInterrupted, OSError)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The address sign-in failures are counted against (AXES_CLIENT_IP_CALLABLE)."""
-    if settings.CALLIQ_BEHIND_PROXY:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        # Our proxy appends the address it saw; anything left of it came from the client.
-        if forwarded and forwarded[-1]:
-            return forwarded[-1]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class SignInThrottleBackend(AxesStandaloneBackend):

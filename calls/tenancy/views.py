@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
@@ -23,6 +24,13 @@ def token_list(request: OrgRequest) -> HttpResponse:
     new_token = None
     status = 200
     if request.method == "POST":
+        active = ApiToken.objects.filter(user=request.user).active().count()
+        if form.is_valid() and active >= settings.CALLIQ_API_TOKENS_PER_USER:
+            form.add_error(
+                None,
+                f"You already have {active} active tokens, the most one person may hold: "
+                "revoke one you no longer use, then create the new one.",
+            )
         if form.is_valid():
             _, new_token = ApiToken.issue(
                 user=request.user,

@@ -4,8 +4,10 @@ servers call into their own network (SSRF).
 An endpoint URL is https, names a host, and carries no user name or password.
 Its host must resolve only to public addresses: loopback, private, link-local
 (cloud metadata at 169.254.169.254), shared, multicast and reserved ranges are
-refused. `WEBHOOKS_ALLOW_LOOPBACK` (on under DEBUG, and in the tests that run
-a receiver on 127.0.0.1) allows loopback addresses, and plain http to them.
+refused; an IPv6 address must be global unicast (2000::/3) and not one of the
+forms that embed an IPv4 address (6to4, Teredo, NAT64, IPv4-compatible).
+`WEBHOOKS_ALLOW_LOOPBACK` (on under DEBUG, and in the tests that run a
+receiver on 127.0.0.1) allows loopback addresses, and plain http to them.
 
 The check runs when the URL is saved and again at every delivery, where the
 connection is then made to the very address that was checked (the host name
@@ -51,9 +53,38 @@ def _as_ip(text: str) -> IPAddress | None:
     return address
 
 
+# IPv6 destinations must be global unicast (2000::/3), minus the transition
+# ranges that carry an IPv4 address a gateway would reach for us: 6to4,
+# Teredo and the local-use NAT64 prefix. (The well-known NAT64 prefix
+# 64:ff9b::/96, IPv4-compatible ::/96 and site-local fec0::/10 lie outside 2000::/3.)
+IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+IPV6_EMBEDDING_IPV4 = (
+    ipaddress.IPv6Network("2002::/16"),  # 6to4
+    ipaddress.IPv6Network("2001::/32"),  # Teredo
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, well-known prefix
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # NAT64, local use
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated)
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, compatible)."""
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in network for network in IPV6_EMBEDDING_IPV4[2:]):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def address_allowed(address: IPAddress) -> bool:
     if address.is_loopback:
         return loopback_allowed()
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(not address_allowed(inner) for inner in embedded_ipv4(address)):
+            return False
+        if address not in IPV6_GLOBAL_UNICAST or any(address in network for network in IPV6_EMBEDDING_IPV4):
+            return False
     # is_global is False for private, link-local, shared (100.64/10), reserved and documentation ranges.
     return address.is_global and not address.is_multicast
 

@@ -1,9 +1,12 @@
 """`@cached_view(preset=..., tags=...)`: per-view caching of GET/HEAD 200s.
 
-The key covers the view, the path, the normalised query string, whether the
-request is an htmx partial (and its target), the organization, the user and
-the principal (a session, or one API token), so tenants and principals never
-share an entry. Django's cache middleware guards are kept: responses that set
+The key covers the view, the path, the query parameters the view declares
+(`params=`, in a canonical order; the view is handed only those, so any other
+parameter changes neither the key nor the page), whether the request is an
+htmx partial (and its target, only for the targets a view declares it varies
+on), the organization, the user and the principal (a session, or one API
+token), so tenants and principals never share an entry, and a client cannot
+mint entries with junk parameters or headers. Django's cache middleware guards are kept: responses that set
 cookies, are private/no-store/no-cache/max-age=0, vary on `*` or on a request
 header the key does not cover, or carry queued messages are never stored.
 
@@ -28,9 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.utils.cache import (
     cc_delim_re,
@@ -47,7 +49,7 @@ from resilience.compression import MIN_SIZE, choose_encoding, compress_brotli, c
 NAMESPACE = "views"
 # Request headers that the key already covers (the principal stands for Cookie
 # and Authorization; every stored form is kept, so Accept-Encoding is covered).
-KEYED_HEADERS = frozenset({"cookie", "authorization", "hx-request", "hx-history-restore-request", "hx-target"})
+KEYED_HEADERS = frozenset({"cookie", "authorization", "hx-request", "hx-history-restore-request"})
 SAFE_VARY = KEYED_HEADERS | {"accept-encoding"}
 # What Django's {% csrf_token %} renders; the value is blanked in stored HTML.
 CSRF_INPUT_RE = re.compile(rb'(<input type="hidden" name="csrfmiddlewaretoken" value=")[^"]*(")')
@@ -70,16 +72,42 @@ class CachedResponse:
 
     @classmethod
     def from_value(cls, value: Any) -> CachedResponse | None:
-        """Rebuilt from an entry; None for anything not of this shape (a miss)."""
+        """Rebuilt from an entry; None for anything not of this shape (a miss).
+        Whoever can write to Redis must not be able to turn a page into a 500
+        (a header with CR/LF, a status Django refuses, a body that is no bytes)."""
+        if not isinstance(value, dict):
+            return None
         try:
             cached = cls(**value)
-            cached.headers = [(str(k), str(v)) for k, v in cached.headers]
-            cached.vary = tuple(cached.vary)
-        except (TypeError, ValueError):
+        except TypeError:
             return None
-        if not isinstance(cached.body, bytes) or not isinstance(cached.status, int):
+        status, headers, vary = cached.status, cached.headers, cached.vary
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             return None
+        if not isinstance(cached.body, bytes) or not all(
+            c is None or isinstance(c, bytes) for c in (cached.gzip, cached.br)
+        ):
+            return None
+        if not header_text(cached.etag) or not isinstance(headers, list | tuple) or not isinstance(vary, list | tuple):
+            return None
+        if not all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and header_text(pair[0])
+            and header_text(pair[1], empty=True)
+            for pair in headers
+        ):
+            return None
+        if not all(header_text(name) for name in vary):
+            return None
+        cached.headers = [(name, text) for name, text in headers]
+        cached.vary = tuple(vary)
         return cached
+
+
+def header_text(value: object, *, empty: bool = False) -> bool:
+    """A str (non-empty unless `empty`) that can go into a header line (no CR, LF or NUL)."""
+    return isinstance(value, str) and (empty or bool(value)) and not any(c in value for c in "\r\n\x00")
 
 
 TagSpec = Iterable[str] | Callable[..., Iterable[str]]
@@ -91,6 +119,8 @@ def cached_view(
     tags: TagSpec = (),
     ttl: int | None = None,
     vary_on: Iterable[str] = (),
+    params: Iterable[str] = (),
+    targets: Iterable[str] = (),
     name: str | None = None,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Cache a view's 200 responses per organization, user and principal.
@@ -98,26 +128,35 @@ def cached_view(
     `tags` are format strings filled from `org` (organization id), `user` (user
     id) and the view's URL kwargs, e.g. ["org:{org}", "call:{call_id}"], or a
     callable (request, **kwargs) -> tags. `vary_on` names further request
-    headers the response depends on (their values join the key). Put it under
-    the method and sign-in guards, right above the view function."""
+    headers the response depends on (their values join the key). `params` names
+    the query parameters that make the view's state: only they join the key,
+    and the view sees only them. `targets` names the HX-Target values the view
+    renders differently for; a partial for any other target is not cached.
+    Put it under the method and sign-in guards, right above the view function."""
     chosen = resolve_preset(preset, ttl)
     extra_headers = tuple(sorted(h.lower() for h in vary_on))
+    param_names = frozenset(params)
+    target_names = frozenset(targets)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         view_name = name or f"{view.__module__}.{view.__qualname__}"
 
         @wraps(view)
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            reason = bypass_reason(request)
+            reason = bypass_reason(request) or target_reason(request, target_names)
             if reason:
                 response = view(request, *args, **kwargs)
                 response["X-Cache"] = "BYPASS"
                 return response
 
-            key = view_key(request, view_name, extra_headers, args, kwargs)
+            # The view sees only the declared parameters (its full path too, which
+            # pages echo), so the key covers all it reads.
+            request.GET = declared_query(request.GET, param_names)
+            request.META["QUERY_STRING"] = request.GET.urlencode()
+            key = view_key(request, view_name, extra_headers, target_names)
             entry_tags = view_tags(request, tags, chosen, kwargs)
             computed: dict[str, HttpResponse] = {}
-            allowed_vary = SAFE_VARY | set(extra_headers)
+            allowed_vary = SAFE_VARY | set(extra_headers) | ({"hx-target"} if target_names else set())
 
             def compute() -> dict[str, Any] | None:
                 response = view(request, *args, **kwargs)
@@ -167,6 +206,24 @@ def bypass_reason(request: HttpRequest) -> str | None:
     return None
 
 
+def target_reason(request: HttpRequest, targets: frozenset[str]) -> str | None:
+    """A partial for a target the view declares no variant for is not stored
+    (when it declares any: otherwise the target makes no difference)."""
+    htmx = getattr(request, "htmx", None)
+    if targets and htmx and not htmx.history_restore_request and (htmx.target or "") not in targets:
+        return "target"
+    return None
+
+
+def declared_query(query: QueryDict, names: frozenset[str]) -> QueryDict:
+    """The query with only the declared parameters (values in their order)."""
+    kept = QueryDict(mutable=True)
+    for name in sorted(names & set(query.keys())):
+        kept.setlist(name, query.getlist(name))
+    kept._mutable = False
+    return kept
+
+
 def principal(request: HttpRequest) -> str:
     token = getattr(request, "api_token", None)
     return f"t{token.pk}" if token is not None else "s"
@@ -176,17 +233,18 @@ def view_key(
     request: HttpRequest,
     view_name: str,
     extra_headers: tuple[str, ...],
-    args: tuple[object, ...],
-    kwargs: dict[str, object],
+    targets: frozenset[str],
 ) -> str:
     htmx = getattr(request, "htmx", None)
     partial = bool(htmx) and not htmx.history_restore_request
-    query = urlencode(sorted((k, v) for k, values in request.GET.lists() for v in values))
+    # request.GET holds only the declared parameters here, names sorted, values in order.
+    query = request.GET.urlencode()
+    target = (htmx.target or "") if partial and targets else ""
     parts = [
         view_name,
         request.path,
         query,
-        f"hx={htmx.target or ''}" if partial else "full",
+        f"hx={target}" if partial else "full",
         *(f"{h}={request.headers.get(h, '')}" for h in extra_headers),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]

@@ -1,5 +1,6 @@
-"""Who may read the metrics: staff (session) or whoever holds the monitoring
-token (CALLIQ_MONITORING_TOKEN, sent as `Authorization: Bearer <token>`).
+"""Who may read the metrics: staff (a session, never a staff member's personal
+API token) or whoever holds the monitoring token (CALLIQ_MONITORING_TOKEN,
+sent as `Authorization: Bearer <token>`).
 
 The monitoring token is not a user API token: it signs nobody in and opens
 only the metrics routes. MonitoringTokenMiddleware sits before the API-token
@@ -58,5 +59,9 @@ class MonitoringTokenMiddleware:
 def may_read_metrics(request: HttpRequest) -> bool:
     if getattr(request, "monitoring_token", False):
         return True
+    if getattr(request, "api_token", None) is not None:
+        # A staff member's personal API token is a credential for the JSON API's
+        # data, not for the platform's metrics: only a staff session counts.
+        return False
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_active and user.is_staff)

@@ -50,6 +50,10 @@ MAX_FRAMES = 30
 KEPT_HEADERS = ("User-Agent", "Referer", "Accept", "Content-Type", "Content-Length", "Host", "HX-Request")
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 MAX_FIELD = 200  # longer free-text values (notes, transcripts pasted into a form) are dropped
+# Form fields whose values a sample keeps: short choices that say what was
+# attempted and hold nothing personal. Every other field keeps its name only,
+# and a query string only its parameter names.
+SAFE_FORM_FIELDS = frozenset({"action", "outcome", "status", "expires_in", "scope", "sort", "size", "mode"})
 
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
@@ -135,6 +139,16 @@ def _short_values(data: Any) -> dict[str, Any]:
     return scrub(kept)
 
 
+def _form_fields(data: Any) -> dict[str, Any]:
+    """Form field names; values only for SAFE_FORM_FIELDS, scrubbed by default."""
+    return {name: values if name in SAFE_FORM_FIELDS else FILTERED for name, values in _short_values(data).items()}
+
+
+def _without_query(url: str) -> str:
+    """A Referer without its query string or fragment (they can carry tokens and personal data)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
 def request_sample(request: HttpRequest) -> dict[str, Any]:
     match = getattr(request, "resolver_match", None)
     user = getattr(request, "user", None)
@@ -143,14 +157,16 @@ def request_sample(request: HttpRequest) -> dict[str, Any]:
         "method": request.method,
         "route": getattr(match, "route", None),
         "path": request.path,
-        "query": _short_values(request.GET),
+        "query": sorted(request.GET.keys()),
         "headers": {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
         "user_id": user.pk if getattr(user, "is_authenticated", False) else None,
         "organization_id": organization_id_of(request),
     }
+    if "Referer" in sample["headers"]:
+        sample["headers"]["Referer"] = _without_query(sample["headers"]["Referer"])
     if request.method == "POST" and request.content_type in FORM_TYPES:
         try:
-            sample["form"] = _short_values(request.POST)
+            sample["form"] = _form_fields(request.POST)
         except Exception:  # an unreadable body must not hide the original error
             sample["form"] = FILTERED
     return scrub(sample)

@@ -25,9 +25,10 @@ from resilience.tracing import Trace, db_execute, tracing
 
 logger = logging.getLogger("calliq.request")
 
-# A request id from a proxy is kept only if it looks like one (it lands in logs and headers).
-INCOMING_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
-PARAM_NAME = re.compile(r"^[A-Za-z0-9_\-\[\]]{1,40}$")
+# A request id from a proxy is kept only if it looks like one as a whole (fullmatch:
+# `$` would let a trailing newline through, and it lands in logs and headers).
+INCOMING_ID = re.compile(r"[A-Za-z0-9._\-]{8,64}")
+PARAM_NAME = re.compile(r"[A-Za-z0-9_\-\[\]]{1,40}")
 MAX_TIMING_ENTRIES = 10
 MAX_TIMING_BYTES = 1024
 
@@ -64,7 +65,7 @@ class ProfilerMiddleware:
             return self.get_response(request)
         incoming = request.headers.get("X-Request-ID", "")
         # A correlation id, not a secret: no need for the OS's randomness on every request.
-        request_id = incoming if incoming and INCOMING_ID.match(incoming) else f"{random.getrandbits(64):016x}"
+        request_id = incoming if incoming and INCOMING_ID.fullmatch(incoming) else f"{random.getrandbits(64):016x}"
         request.request_id = request_id  # type: ignore[attr-defined]
         trace = Trace(request_id=request_id)
         wall0 = time.perf_counter()
@@ -90,7 +91,7 @@ class ProfilerMiddleware:
                 "cpu_ms": round(cpu * 1000, 2),
                 "rss_mb": round(buffer.rss_bytes() / 2**20, 1),
                 "marks": [[name, round(s * 1000, 2)] for name, s in trace.operations[:20]],
-                "params": sorted({k for k in request.GET if PARAM_NAME.match(k)})[:10],
+                "params": sorted({k for k in request.GET if PARAM_NAME.fullmatch(k)})[:10],
             }
 
         slow = buffer.add_request(route, method, response.status_code, seconds, trace, sample)

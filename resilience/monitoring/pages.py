@@ -1,13 +1,16 @@
 """Staff monitoring pages of the error tracker and the real-user timings.
 Each page refreshes its table with htmx (`hx-trigger="every 10s"`, the same
 URL answering with the table partial); resolving and ignoring error groups
-happens in the admin, where it is logged."""
+happens in the admin, where it is logged. Error groups hold request samples,
+so their pages need the permission to view them (`resilience.view_errorgroup`,
+403 without it), not just staff status; the RUM page is for any staff."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -25,8 +28,13 @@ def _template(request: HttpRequest, name: str, partial: str) -> str:
     return f"{name}#{partial}" if getattr(request, "htmx", False) else name
 
 
+# Staff sign-in first (a redirect to it), then the permission (a 403).
+VIEW_ERRORS = permission_required("resilience.view_errorgroup", raise_exception=True)
+
+
 @require_GET
 @staff_member_required
+@VIEW_ERRORS
 @never_cache
 @vary_on_headers("HX-Request")
 def error_list(request: HttpRequest) -> HttpResponse:
@@ -42,6 +50,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @staff_member_required
+@VIEW_ERRORS
 @never_cache
 def error_detail(request: HttpRequest, group_id: int) -> HttpResponse:
     group = get_object_or_404(ErrorGroup.objects.with_organization_count(), pk=group_id)

@@ -10,6 +10,7 @@ import re
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -116,8 +117,17 @@ def test_the_count_is_in_redis_so_every_worker_sees_it(person):
     assert attempt(Client(), LOGIN, person.username, factories.PASSWORD).status_code == 429
 
 
+def test_the_count_survives_the_page_cache_being_emptied(person):
+    # Page entries filling the cache's Redis (allkeys-lru) must not evict the count.
+    fail(Client(), LOGIN, person.username, 5)
+    caches["default"].delete_pattern("*")  # every key of the page cache, as an LRU eviction could
+    assert attempt(Client(), LOGIN, person.username, factories.PASSWORD).status_code == 429
+    assert settings.AXES_CACHE == "throttle"
+    assert settings.CACHES["throttle"]["LOCATION"] != settings.CACHES["default"]["LOCATION"]
+
+
 def test_with_redis_down_sign_in_still_works_and_nobody_is_locked_out(person, private_redis):
-    cache = {"default": {**settings.CACHES["default"], "LOCATION": private_redis.url}}
+    cache = {**settings.CACHES, "throttle": {**settings.CACHES["throttle"], "LOCATION": private_redis.url}}
     with override_settings(CACHES=cache):
         client = Client()
         fail(client, LOGIN, person.username, 4)

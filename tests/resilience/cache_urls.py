@@ -46,7 +46,7 @@ def first_page(request: OrgRequest) -> list[Call]:
 
 @require_safe
 @organization_required
-@cached_view(preset="per_user", tags=["org:{org}"])
+@cached_view(preset="per_user", tags=["org:{org}"], params=("a", "b"))
 def call_table(request: OrgRequest) -> HttpResponse:
     computations["table"] += 1
     template = ROWS if request.htmx and not request.htmx.history_restore_request else PAGE

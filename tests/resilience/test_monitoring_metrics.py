@@ -132,6 +132,14 @@ def test_an_incoming_request_id_is_kept_only_if_it_looks_like_one(client, metric
     assert len(forged["X-Request-ID"]) == 16
 
 
+def test_an_incoming_request_id_with_a_trailing_newline_is_replaced(client, metrics):
+    # `$` matches before a final newline; the id must match as a whole.
+    response = client.get(reverse("monitoring:health"), headers={"X-Request-ID": "lb-abcdef123456\n"})
+    assert response.status_code == 200
+    assert response["X-Request-ID"] != "lb-abcdef123456\n"
+    assert len(response["X-Request-ID"]) == 16
+
+
 def test_metrics_count_requests_for_prometheus(client, metrics, staff_user):
     for _ in range(4):
         client.get(reverse("monitoring:health"))
@@ -181,6 +189,18 @@ def test_members_may_not_read_metrics_and_staff_may(client, metrics, member, sta
     assert client.get("/metrics").status_code == 200
     body = client.get("/api/v1/monitoring/metrics").json()
     assert set(body) >= {"routes", "slow", "alerts", "business"}
+
+
+def test_a_staff_members_personal_api_token_does_not_open_the_metrics(client, metrics, org):
+    from calls.tenancy.models import ApiToken, Membership
+    from tests import factories
+
+    staff = factories.make_user(is_staff=True, is_superuser=True)
+    Membership.objects.create(user=staff, organization=org)
+    _token, raw = ApiToken.issue(user=staff, organization=org, name="script")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/v1/calls", headers=headers).status_code == 200  # a working token
+    assert client.get("/api/v1/monitoring/metrics", headers=headers).status_code == 403
 
 
 @pytest.mark.parametrize("name", ["routes", "slow", "alerts", "business"])

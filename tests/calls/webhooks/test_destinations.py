@@ -51,11 +51,36 @@ def production(settings):
         ("https://[fd00::1]/x", "private"),
         ("https://224.0.0.1/x", "private"),
         ("https:///x", "host"),
+        # IPv6 forms that embed an IPv4 address (NAT64, IPv4-compatible, 6to4, Teredo) and site-local.
+        ("https://[64:ff9b::10.0.0.5]/", "private"),
+        ("https://[64:ff9b::169.254.169.254]/", "private"),
+        ("https://[64:ff9b:1::a00:5]/", "private"),
+        ("https://[::127.0.0.1]/", "private"),
+        ("https://[::10.0.0.5]/", "private"),
+        ("https://[2002:a00:5::]/", "private"),
+        ("https://[2002:7f00:1::]/", "private"),
+        ("https://[2001:0:4136:e378:8000:63bf:f5ff:fffa]/", "private"),
+        ("https://[fec0::1]/", "private"),
     ],
 )
 def test_urls_that_could_reach_our_own_network_are_refused(url, reason):
     with pytest.raises(DestinationRefused, match=reason):
         check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://[::127.0.0.1]/", "https://[64:ff9b::127.0.0.1]/", "https://[2002:7f00:1::]/", "https://[fec0::1]/"],
+)
+def test_ipv6_forms_of_loopback_are_refused_even_where_loopback_is_allowed(settings, url):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    with pytest.raises(DestinationRefused):
+        check_url(url)
+
+
+@pytest.mark.usefixtures("production")
+def test_a_public_ipv6_address_is_accepted():
+    check_url("https://[2606:4700:4700::1111]/x")
 
 
 @pytest.mark.usefixtures("production")
