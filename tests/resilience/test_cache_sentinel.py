@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.resilience.cache_fixtures import PrivateRedis, free_port
+from tests.private_redis import PrivateRedis, free_port
 
 pytestmark = pytest.mark.slow
 
