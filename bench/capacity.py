@@ -40,7 +40,7 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("CALLIQ_STATIC_MANIFEST", "0")
 os.environ["CALLIQ_LOG_LEVEL"] = "WARNING"
 
-from bench._private_redis import free_port, start_redis
+from tests.private_redis import free_port, start_redis
 
 REDIS_PORT = free_port()
 os.environ["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"

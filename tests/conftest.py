@@ -12,8 +12,21 @@ from calls.tenancy.models import Membership, Organization
 from tests import factories
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_db_is_not_the_apps() -> None:
+    """Refuse to run when REDIS_URL is DB 0, the app's default: every test
+    FLUSHDBs it, so `REDIS_URL=<the app's Redis> make test` would wipe the
+    app's cache, breaker state and Celery queues."""
+    if redis.ConnectionPool.from_url(settings.REDIS_URL).connection_kwargs.get("db", 0) in (0, "0"):
+        pytest.exit(
+            f"REDIS_URL={settings.REDIS_URL} is Redis DB 0, the app's default database, and every test "
+            "empties its DB: point REDIS_URL at a DB of the tests' own (the default is redis://127.0.0.1:6379/1)",
+            returncode=4,
+        )
+
+
 @pytest.fixture(autouse=True)
-def _clean_redis_db() -> None:
+def _clean_redis_db(_redis_db_is_not_the_apps: None) -> None:
     """Each test starts with an empty Redis database (the tests' own DB
     number, never the app's), so cached pages and breaker state don't leak
     between tests."""

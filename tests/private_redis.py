@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -25,8 +26,14 @@ PORTS = range(16400, 16600)
 START_TIMEOUT_SECONDS = 5.0
 
 
-def free_port(ports: range = PORTS) -> int:
-    """A loopback port in `ports` that nothing listens on right now."""
+def free_port(ports: range | None = PORTS) -> int:
+    """A loopback port that nothing listens on right now: the first free one in
+    `ports`, or, with ports=None, one the OS picks (a different one on each call,
+    for several servers chosen before any of them binds)."""
+    if ports is None:
+        with contextlib.closing(socket.socket()) as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
     for port in ports:
         with contextlib.closing(socket.socket()) as probe:
             try:
@@ -38,14 +45,19 @@ def free_port(ports: range = PORTS) -> int:
 
 
 def start_redis(port: int) -> subprocess.Popen:
-    """Start redis-server on 127.0.0.1:`port`, nothing kept on disk, and wait
+    """Start redis-server on 127.0.0.1:`port`, nothing kept on disk (and any file
+    it would write goes to the temporary directory, never the working one), and wait
     until it answers PING. Raises RuntimeError (after killing the process) when
     the binary is missing or the server does not answer within START_TIMEOUT_SECONDS."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RuntimeError("redis-server is not installed; a private Redis cannot start")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--dir", tempfile.gettempdir(), "--dbfilename", f"calliq-private-redis-{port}.rdb"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

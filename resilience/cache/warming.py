@@ -23,7 +23,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.urls import reverse
 
@@ -113,6 +113,15 @@ def plan(scope: str | None = None, *, only: Iterable[str] | None = None, max_use
                     yield WarmRequest(reader, url, htmx=True)
 
 
+def _session_backend() -> str:
+    # The first backend that can restore a user from the session, as Client.force_login
+    # picks it: a throttling backend such as axes' comes first and has no get_user.
+    for path in settings.AUTHENTICATION_BACKENDS:
+        if hasattr(load_backend(path), "get_user"):
+            return path
+    raise LookupError("no AUTHENTICATION_BACKENDS entry can restore a user from a session")
+
+
 def _client_for(reader: WarmAs) -> tuple[Client, object]:
     # Imported here: django.test is not worth loading in every web process for a command.
     from django.test import Client
@@ -122,7 +131,7 @@ def _client_for(reader: WarmAs) -> tuple[Client, object]:
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     user = reader.user
     store[SESSION_KEY] = user._meta.pk.value_to_string(user)
-    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    store[BACKEND_SESSION_KEY] = _session_backend()
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     for name, value in reader.session:
         store[name] = value

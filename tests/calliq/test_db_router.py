@@ -15,11 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -33,6 +31,7 @@ from calliq.db_router import PIN_COOKIE, REPLICA, ReplicaRouter, RequestReads, m
 from calls.models import Call
 from calls.selection import set_calls_selected
 from tests.calls.helpers import bulk_calls
+from tests.private_redis import free_port
 
 
 def add_replica_alias(**overrides) -> None:
@@ -164,12 +163,6 @@ def test_no_replica_configured_means_every_read_goes_to_the_primary(db):
 # --- A real streaming replica --------------------------------------------------
 
 
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def as_postgres_user(command: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root; a test run as root runs it as the postgres user.
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -213,8 +206,8 @@ def streaming_replica(django_db_blocker):
     root = Path(tempfile.mkdtemp(prefix="calliq-replica-", dir="/tmp"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    primary = Cluster(root / "primary", free_port())
-    replica = Cluster(root / "replica", free_port())
+    primary = Cluster(root / "primary", free_port(None))
+    replica = Cluster(root / "replica", free_port(None))
     try:
         subprocess.run(
             as_postgres_user(["initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust", "-N"]),

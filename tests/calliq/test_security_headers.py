@@ -29,9 +29,13 @@ STRICT_CSP = {
     "img-src": "'self'",
     "connect-src": "'self'",
     "font-src": "'self'",
+    "media-src": "'self'",  # the call detail's recording player
     "form-action": "'self'",
     "frame-ancestors": "'none'",
     "base-uri": "'none'",
+    # Violations are reported to the error tracker.
+    "report-uri": "/monitoring/csp-report",
+    "report-to": "csp",
 }
 
 

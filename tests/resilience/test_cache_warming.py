@@ -18,7 +18,7 @@ pytestmark = pytest.mark.urls("tests.resilience.cache_urls")
 
 
 @pytest.fixture(autouse=True)
-def test_warmables():
+def registered_warmables():
     saved = dict(warming._registry)
     cache_urls.computations.clear()
     warming.register_warmable("test", "cache_test_calls", htmx=True)

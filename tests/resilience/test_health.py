@@ -66,11 +66,11 @@ def test_with_redis_stopped_readiness_is_503_naming_it_and_liveness_stays_200(cl
 
 
 def test_a_stalled_redis_fails_readiness_instead_of_hanging_it(client, db, private_services):
-    private_services.pause()
+    private_services.freeze()
     try:
         response = client.get("/readyz")
     finally:
-        private_services.resume()
+        private_services.thaw()
     assert response.status_code == 503
     assert "redis" in response.json()["failing"]
 

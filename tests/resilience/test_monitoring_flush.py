@@ -37,12 +37,12 @@ def test_a_flush_that_timed_out_but_landed_is_not_sent_again(metrics_on_private_
     for _ in range(3):
         with profile("flush.test"):
             pass
-    server.pause()  # the transaction is sent, then waits: the client times out, Redis applies it on resume
+    server.freeze()  # the transaction is sent, then waits: the client times out, Redis applies it on thaw
     try:
         assert not buffer.flush()
         assert buffer._buffer.unconfirmed is not None  # timed out, not refused
     finally:
-        server.resume()
+        server.thaw()
     with profile("flush.test"):
         pass
     assert buffer.flush()

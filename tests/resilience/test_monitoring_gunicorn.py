@@ -5,7 +5,6 @@ exactly 2,000 for that route (each worker flushes its buffer at exit)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,11 @@ import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.private_redis import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-test-monitoring-token"
 REQUESTS = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health_count(base: str) -> float:
@@ -42,7 +37,7 @@ def health_count(base: str) -> float:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_four_recycled_gunicorn_workers_report_exactly_the_requests_served():
-    port = free_port()
+    port = free_port(None)
     db = settings.DATABASES["default"]
     env = {
         **os.environ,

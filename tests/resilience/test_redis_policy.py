@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from resilience.breaker import caches_with_breakers_at
 from resilience.redis_policy import check_eviction_policies
-from tests.resilience.breaker_support import PrivateRedis, free_port
+from tests.private_redis import PrivateRedis, free_port
 
 pytestmark = pytest.mark.slow
 

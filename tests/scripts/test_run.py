@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.private_redis import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 PROC = Path("/proc")
 
@@ -83,12 +85,6 @@ def processes_in_groups(groups: set[int]) -> list[str]:
         if fields[0] != "Z" and int(fields[2]) in groups:
             found.append(f"{entry.name}: {cmdline(int(entry.name))}")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def status_of(url: str) -> int:
@@ -203,8 +199,8 @@ def assert_port_free(port: int) -> None:
 
 
 def test_worker_killed_comes_back_web_keeps_answering_and_ctrl_c_leaves_nothing(clone, tmp_path):
-    simulator_port = free_port()
-    run = Run(clone, tmp_path / "console.log", PORT=str(free_port()), SIMULATOR_PORT=str(simulator_port))
+    simulator_port = free_port(None)
+    run = Run(clone, tmp_path / "console.log", PORT=str(free_port(None)), SIMULATOR_PORT=str(simulator_port))
     try:
         run.wait_for(lambda: status_of(run.app) == 200, 240, "the app to answer")
         run.wait_for(lambda: "ready." in run.log("worker"), 120, "the worker")
@@ -242,13 +238,13 @@ def test_worker_killed_comes_back_web_keeps_answering_and_ctrl_c_leaves_nothing(
 
 
 def test_simulator_exit_stops_the_stack_with_its_private_redis_and_names_the_cause(clone, tmp_path):
-    redis_port = free_port()
+    redis_port = free_port(None)
     run = Run(
         clone,
         tmp_path / "console.log",
-        PORT=str(free_port()),
-        SIMULATOR_PORT=str(free_port()),
-        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing answers there
+        PORT=str(free_port(None)),
+        SIMULATOR_PORT=str(free_port(None)),
+        REDIS_URL=f"redis://127.0.0.1:{free_port(None)}/0",  # nothing answers there
         PRIVATE_REDIS_PORT=str(redis_port),
     )
     try:
@@ -283,7 +279,7 @@ def test_a_taken_port_is_named_with_its_owner_and_how_to_change_it(clone):
         result = subprocess.run(
             ["bash", "scripts/run.sh"],
             cwd=clone,
-            env=run_env(PORT=str(free_port()), SIMULATOR_PORT=str(taken)),
+            env=run_env(PORT=str(free_port(None)), SIMULATOR_PORT=str(taken)),
             capture_output=True,
             text=True,
             timeout=300,
@@ -298,7 +294,7 @@ def test_a_taken_port_is_named_with_its_owner_and_how_to_change_it(clone):
 
 
 def test_a_simulator_that_accepts_our_secret_is_reused_not_reported(clone, tmp_path):
-    port, secret = free_port(), "shared-simulator-secret-for-this-test"
+    port, secret = free_port(None), "shared-simulator-secret-for-this-test"
     simulator = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "python"), "manage.py", "provider_simulator", "--port", str(port)],
         cwd=REPO,
@@ -312,7 +308,7 @@ def test_a_simulator_that_accepts_our_secret_is_reused_not_reported(clone, tmp_p
         run = Run(
             clone,
             tmp_path / "console.log",
-            PORT=str(free_port()),
+            PORT=str(free_port(None)),
             SIMULATOR_PORT=str(port),
             PROVIDER_SIMULATOR_SECRET=secret,
         )
