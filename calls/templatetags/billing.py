@@ -20,5 +20,5 @@ def plan_name(organization: Organization | None) -> str:
     try:
         account = organization.billing_account
     except BillingAccount.DoesNotExist:
-        account = BillingAccount(organization=organization)
+        account = BillingAccount(organization_id=organization.pk)  # see usage.billing_account
     return effective_plan(account).name
