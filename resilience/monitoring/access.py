@@ -1,5 +1,6 @@
 """Who may read the metrics: staff (session) or whoever holds the monitoring
-token (CALLIQ_MONITORING_TOKEN, sent as `Authorization: Bearer <token>`).
+token (CALLIQ_MONITORING_TOKEN, sent as `Authorization: Bearer <token>`);
+never a user's API token, even a staff user's.
 
 The monitoring token is not a user API token: it signs nobody in and opens
 only the metrics routes. MonitoringTokenMiddleware sits before the API-token
@@ -58,5 +59,9 @@ class MonitoringTokenMiddleware:
 def may_read_metrics(request: HttpRequest) -> bool:
     if getattr(request, "monitoring_token", False):
         return True
+    if getattr(request, "api_token", None) is not None:
+        # A user's API token signs its user in on /api/ paths: even a staff
+        # user's token is an integration credential, not a staff session.
+        return False
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_active and user.is_staff)
