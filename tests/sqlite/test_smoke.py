@@ -41,7 +41,8 @@ from tests.calliq.test_security_headers import inline_code
 pytestmark = pytest.mark.sqlite
 
 # Named route → (the fixture ids its path takes, status for a signed-in manager, status for staff).
-# POST-only routes answer a GET with 405; their POSTs are exercised below.
+# POST-only routes answer a GET with 405; their POSTs are exercised below (the webhook
+# actions in tests/calls/webhooks, the beacons in tests/resilience).
 ROUTES: dict[str, tuple[tuple[str, ...], int, int]] = {
     "home": ((), 302, 302),
     "login": ((), 302, 302),  # already signed in: on to the app
