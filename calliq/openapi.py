@@ -1,14 +1,18 @@
 """The OpenAPI 3.1 document of the JSON API (/api/v1), served at
 /api/v1/openapi.json.
 
-Written by hand as data: the API is three read-only operations whose views
+Written by hand as data: the API is a few read-only operations whose views
 build plain dicts, so there is no serializer layer to generate it from. It is
 kept true by tests/calliq/test_openapi.py, which validates real responses of
 every operation against it and fuzzes every operation with schemathesis.
 
 Who may read it: the same people as the API it describes (a session with an
 organization, or a valid token). It holds no tenant data, but the API is not
-public, and whoever integrates with it already holds a token."""
+public, and whoever integrates with it already holds a token.
+
+One operation has its own credential: GET /monitoring/metrics is read with the
+monitoring token (CALLIQ_MONITORING_TOKEN) or a staff session, never with a
+user's API token (resilience.monitoring.access)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from analytics.forms import SORT_CHOICES as LEADERBOARD_SORT_CHOICES
 from calls.filters import MODES, PAGE_SIZES
 from calls.forms import SORT_CHOICES
 from calls.models import NAMED_OUTCOMES, OUTCOME_UNKNOWN, SENTIMENTS, Call
+from calls.search import FILTER_PARAMS, MAX_QUERY_LENGTH
 from calls.tenancy.decorators import api_organization_required
 from calls.tenancy.http import OrgRequest
 
@@ -113,6 +118,67 @@ SCHEMAS: dict[str, Any] = {
             "sort": {"enum": [value for value, _ in SORT_CHOICES]},
             "size": {"enum": list(PAGE_SIZES)},
             "total": obj({"value": INTEGER, "exact": {"type": "boolean"}}),
+        }
+    ),
+    "SearchTurn": obj(
+        {
+            "speaker": STRING,
+            "start_ms": INTEGER,
+            "end_ms": INTEGER,
+            "text": STRING,
+            "html": {"type": "string", "description": "The text, escaped, with <mark> around the matches."},
+            "exact": {"type": "boolean", "description": "The turn matches the whole query, not one of its words."},
+            "url": {"type": "string", "description": "The call's page at this turn's second."},
+        }
+    ),
+    "SearchResult": {
+        "allOf": [
+            ref("Call"),
+            obj(
+                {
+                    "rank": NUMBER,
+                    "matching_turns": {"type": "integer", "minimum": 0},
+                    "turns": {"type": "array", "items": ref("SearchTurn")},
+                }
+            ),
+        ],
+    },
+    "SearchPage": obj(
+        {
+            "query": STRING,
+            "results": {"type": "array", "items": ref("SearchResult")},
+            "next": nullable({"type": "string", "format": "uri"}),
+        }
+    ),
+    "MonitoringDenied": obj({"error": {"const": "forbidden"}, "detail": STRING}),
+    "Chart": obj(
+        {
+            "title": STRING,
+            "unit": STRING,
+            "points": {
+                "type": "array",
+                "items": {"type": "array", "prefixItems": [STRING, nullable(NUMBER)], "minItems": 2, "maxItems": 2},
+            },
+        }
+    ),
+    "MonitoringSection": {
+        "type": "object",
+        "description": "One monitoring page's data; `available` is false while Redis is away.",
+        "properties": {"available": {"type": "boolean"}, "charts": {"type": "array", "items": ref("Chart")}},
+        "required": ["charts"],
+    },
+    "Metrics": obj(
+        {
+            "generated_at": {"type": "string", "format": "date-time"},
+            "routes": ref("MonitoringSection"),
+            "slow": ref("MonitoringSection"),
+            "alerts": ref("MonitoringSection"),
+            "business": {
+                "allOf": [
+                    ref("MonitoringSection"),
+                    obj({"gauges": {"type": "object", "additionalProperties": NUMBER}}),
+                ]
+            },
         }
     ),
     "Kpi": obj(
@@ -212,6 +278,18 @@ CALL_LIST_PARAMETERS = [
     query("cursor", STRING, "An opaque cursor from `next` or `previous`."),
 ]
 
+SEARCH_PARAMETERS = [
+    query(
+        "q",
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH},
+        'What was said, in web search syntax: words, "a phrase", or, -word.',
+        required=True,
+        example="pricing",
+    ),
+    *(parameter for parameter in CALL_LIST_PARAMETERS if parameter["name"] in FILTER_PARAMS),
+    query("cursor", STRING, "An opaque cursor from `next`."),
+]
+
 ANALYTICS_PARAMETERS = [
     query("days", {"enum": [value for value, _ in RANGE_CHOICES]}, "A range ending today (or custom with from/to)."),
     query("from", DATE, "First day of a custom range (at most 366 days)."),
@@ -246,6 +324,24 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": ref("CallPage")}},
                         },
                         "400": error_response("A parameter or the cursor is not valid (see error.fields)."),
+                        **COMMON_ERRORS,
+                    },
+                }
+            },
+            "/calls/search": {
+                "get": {
+                    "operationId": "searchCalls",
+                    "summary": "Calls whose transcripts match a query, best first, with the matching turns.",
+                    "parameters": SEARCH_PARAMETERS,
+                    "responses": {
+                        "200": {
+                            "description": "A page of matching calls.",
+                            "content": {"application/json": {"schema": ref("SearchPage")}},
+                        },
+                        "400": error_response(
+                            "No query, a query with nothing to look for, a filter or the cursor not valid "
+                            "(see error.fields)."
+                        ),
                         **COMMON_ERRORS,
                     },
                 }
@@ -287,6 +383,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/monitoring/metrics": {
+                "get": {
+                    "operationId": "getMonitoringMetrics",
+                    "summary": "What the monitoring pages show: routes, slow operations, alerts, business gauges.",
+                    "security": [{"monitoring": []}, {"session": []}],
+                    "responses": {
+                        "200": {
+                            "description": "The metrics.",
+                            "content": {"application/json": {"schema": ref("Metrics")}},
+                        },
+                        "401": error_response("A Bearer credential that is neither the monitoring token nor valid."),
+                        "403": {
+                            "description": "Neither the monitoring token nor a staff session (a user's API token "
+                            "is refused).",
+                            "content": {"application/json": {"schema": ref("MonitoringDenied")}},
+                        },
+                        "429": error_response("Too many requests for this token; see Retry-After."),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -306,6 +422,12 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer", "description": "A personal API token (ciq_…)."},
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+                "monitoring": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The monitoring token (CALLIQ_MONITORING_TOKEN); only for /monitoring/metrics. "
+                    "A session must be staff's.",
+                },
             },
         },
     }

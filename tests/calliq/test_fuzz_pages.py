@@ -1,6 +1,7 @@
 """Hypothesis fuzzes the query strings of every page a person GETs: the calls
 list (full page, htmx fragment, infinite-scroll chunk), call detail (and its
-id in the path), analytics, business, tokens, monitoring. Whatever arrives,
+id in the path), transcript search (with a query that finds a call),
+analytics, business, tokens, webhook settings, monitoring. Whatever arrives,
 the answer is never a 5xx. Marked `sqlite`: the SQLite lane runs it too
 (integer overflows show up there first)."""
 
@@ -15,6 +16,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calls.tenancy.models import Membership
+from calls.webhooks.models import WebhookEndpoint
 from tests import factories
 
 # The parameters the pages read, so most examples hit a real code path.
@@ -37,13 +40,20 @@ FUZZ = settings(max_examples=25, deadline=None, database=None, suppress_health_c
 
 @pytest.fixture
 def staff_member(member):
+    """Staff, and an admin of its organization (the webhook pages are for admins)."""
     org = member.organization
     member.user.is_staff = member.user.is_superuser = True
     member.user.save()
+    member.role = Membership.Role.ADMIN
+    member.save()
     colleague = factories.make_membership(org).user
     now = timezone.now()
     call = factories.make_call(org, rep=member.user, started_at=now - timedelta(days=1))
     factories.make_analysis(call)
+    factories.make_transcript(call)  # "pricing": a search that finds it
+    WebhookEndpoint.create_with_secret(
+        organization=org, url="https://hooks.example.com/calliq", description="CRM", events=["call.completed"]
+    )
     factories.make_call(org, rep=colleague, started_at=now - timedelta(days=3), outcome="", score=None)
     return member
 
@@ -54,29 +64,51 @@ def fetch(client, url: str, query: list[tuple[str, str]], **headers: str):
     return response
 
 
+# (route, the query every example starts with, headers). The search page's
+# fixed query finds the fixture's call, so the fuzzed filters and cursors reach
+# the results; the fuzz may still add its own `q`.
 PAGES = [
-    ("calls:list", {}),
-    ("calls:list", {"HX-Request": "true"}),
-    ("calls:list", {"HX-Request": "true", "HX-History-Restore-Request": "true"}),
-    ("analytics:dashboard", {}),
-    ("analytics:dashboard", {"HX-Request": "true"}),
-    ("analytics:business", {}),
-    ("tokens", {}),
-    ("monitoring:overview", {}),
-    ("calls:upload", {}),
+    ("calls:list", [], {}),
+    ("calls:list", [], {"HX-Request": "true"}),
+    ("calls:list", [], {"HX-Request": "true", "HX-History-Restore-Request": "true"}),
+    ("calls:search", [], {}),
+    ("calls:search", [("q", "pricing")], {}),
+    ("analytics:dashboard", [], {}),
+    ("analytics:dashboard", [], {"HX-Request": "true"}),
+    ("analytics:business", [], {}),
+    ("tokens", [], {}),
+    ("webhooks:list", [], {}),
+    ("webhooks:detail", [], {}),
+    ("monitoring:overview", [], {}),
+    ("monitoring:routes", [], {}),
+    ("monitoring:routes", [], {"HX-Request": "true"}),
+    ("monitoring:slow", [], {}),
+    ("monitoring:alerts", [], {}),
+    ("monitoring:business", [], {}),
+    ("calls:upload", [], {}),
 ]
 
 
+def page_url(url_name: str) -> str:
+    if url_name == "webhooks:detail":
+        return reverse(url_name, args=[WebhookEndpoint.objects.get().pk])
+    return reverse(url_name)
+
+
 @pytest.mark.sqlite
-@pytest.mark.parametrize(("url_name", "headers"), PAGES)
-def test_no_query_string_makes_a_page_fail(client, staff_member, url_name, headers):
+@pytest.mark.parametrize(("url_name", "fixed", "headers"), PAGES)
+def test_no_query_string_makes_a_page_fail(client, staff_member, url_name, fixed, headers):
     client.force_login(staff_member.user)
-    url = reverse(url_name)
+    url = page_url(url_name)
+    first = client.get(f"{url}?{urlencode(fixed)}", headers=headers)
+    assert first.status_code == 200, (url, fixed, first.status_code)  # the page works before the fuzz
+    if fixed:
+        assert staff_member.organization.calls.get(transcript__isnull=False).title in first.text
 
     @FUZZ
     @given(query=queries)
     def check(query):
-        fetch(client, url, query, **headers)
+        fetch(client, url, [*fixed, *query], **headers)
 
     check()
 

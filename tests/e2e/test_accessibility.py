@@ -102,8 +102,11 @@ def test_the_pages_a_member_uses_have_no_accessibility_violations(axe_page, memb
         reverse("tokens"),
         reverse("analytics:dashboard"),
         reverse("analytics:dashboard") + "?days=7&outcome=won",
+        reverse("calls:search"),  # the empty search box
+        reverse("calls:search") + "?q=pricing",  # results with highlighted turns
     ]:
         found += check(axe_page, path)
+    assert "<mark>" in axe_page.content().lower()  # the search found the transcript
     assert found == [], json.dumps(found, indent=1)
 
 
@@ -129,6 +132,9 @@ def test_pages_showing_errors_and_other_states_have_no_violations(axe_page, memb
         reverse("calls:list") + "?score_max=200&started_from=2026-02-30",  # field errors
         reverse("calls:list") + "?mode=scroll",  # infinite scroll
         reverse("analytics:dashboard") + "?from=2026-03-10&to=2026-03-01",  # a reversed range
+        reverse("calls:search") + "?q=-pricing",  # nothing to look for
+        reverse("calls:search") + "?q=pricing&score_min=500",  # a filter's error
+        reverse("calls:search") + "?q=zebra",  # no result
     ]:
         response = axe_page.goto(path)
         assert response.status in (200, 400)
@@ -229,6 +235,7 @@ def test_the_pages_on_a_phone_have_no_accessibility_violations(phone_page, membe
         reverse("calls:upload"),
         reverse("tokens"),
         reverse("analytics:dashboard"),
+        reverse("calls:search") + "?q=pricing",
     ]:
         found += check(phone_page, path)
     phone_page.context.clear_cookies()
@@ -251,6 +258,7 @@ CHECKED_PAGES = {
     "tokens",
     "calls:list",
     "calls:upload",
+    "calls:search",
     "calls:detail",
     "calls:bulk_delete",
     "analytics:dashboard",

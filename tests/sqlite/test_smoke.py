@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -30,35 +31,64 @@ from analytics.report import AnalyticsParams, comprehensive_analytics
 from analytics.rollups import local_day
 from calls.models import Call, CallSelection
 from calls.tenancy.models import ApiToken, Membership, Organization
+from calls.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from resilience.models import ErrorGroup
+from resilience.monitoring.errors import capture_exception
 from tests import factories
 from tests.analytics.raw_reference import raw_comprehensive_analytics
 from tests.calliq.test_security_headers import inline_code
 
 pytestmark = pytest.mark.sqlite
 
-# Named route → (args from the fixtures, status for a signed-in manager, status for staff).
-# POST-only routes answer a GET with 405; their POSTs are exercised below.
-ROUTES: dict[str, tuple[str | None, int, int]] = {
-    "home": (None, 302, 302),
-    "login": (None, 302, 302),  # already signed in: on to the app
-    "logout": (None, 405, 405),
-    "tokens": (None, 200, 200),
-    "token_revoke": ("token", 405, 405),
-    "switch_organization": (None, 405, 405),
-    "calls:list": (None, 200, 200),
-    "calls:upload": (None, 200, 200),
-    "calls:select": (None, 405, 405),
-    "calls:export": (None, 405, 405),
-    "calls:bulk_outcome": (None, 405, 405),
-    "calls:bulk_delete": (None, 200, 200),
-    "calls:detail": ("call", 200, 200),
-    "analytics:dashboard": (None, 200, 200),
-    "analytics:business": (None, 403, 200),
-    "monitoring:overview": (None, 302, 200),  # staff only: a manager is sent to the admin sign-in
-    "monitoring:health": (None, 200, 200),
-    "calls_api:list": (None, 200, 200),
-    "calls_api:detail": ("call", 200, 200),
-    "analytics_api:comprehensive": (None, 200, 200),
+# Named route → (the fixture ids its path takes, status for a signed-in manager, status for staff).
+# POST-only routes answer a GET with 405; their POSTs are exercised below (the webhook
+# actions in tests/calls/webhooks, the beacons in tests/resilience).
+ROUTES: dict[str, tuple[tuple[str, ...], int, int]] = {
+    "home": ((), 302, 302),
+    "login": ((), 302, 302),  # already signed in: on to the app
+    "logout": ((), 405, 405),
+    "tokens": ((), 200, 200),
+    "token_revoke": (("token",), 405, 405),
+    "switch_organization": ((), 405, 405),
+    "calls:list": ((), 200, 200),
+    "calls:upload": ((), 200, 200),
+    "calls:search": ((), 200, 200),  # the empty search box
+    "calls:select": ((), 405, 405),
+    "calls:export": ((), 405, 405),
+    "calls:bulk_outcome": ((), 405, 405),
+    "calls:bulk_delete": ((), 200, 200),
+    "calls:detail": (("call",), 200, 200),
+    "calls:recording": (("call",), 403, 403),  # no signature (the signed link is followed below)
+    "calls:recording_link": (("call",), 200, 200),
+    "webhooks:list": ((), 403, 200),  # organization admins only
+    "webhooks:detail": (("endpoint",), 403, 200),
+    "webhooks:edit": (("endpoint",), 403, 200),
+    "webhooks:delete": (("endpoint",), 403, 200),
+    "webhooks:rotate": (("endpoint",), 405, 405),
+    "webhooks:test": (("endpoint",), 405, 405),
+    "webhooks:redeliver": (("endpoint", "delivery"), 405, 405),
+    "analytics:dashboard": ((), 200, 200),
+    "analytics:business": ((), 403, 200),
+    "monitoring:overview": ((), 302, 200),  # staff only: a manager is sent to the admin sign-in
+    "monitoring:health": ((), 200, 200),
+    "monitoring:errors": ((), 302, 200),
+    "monitoring:error": (("error",), 302, 200),
+    "monitoring:rum": ((), 302, 200),
+    "monitoring:rum-beacon": ((), 405, 405),
+    "monitoring:csp-report": ((), 405, 405),
+    "monitoring:routes": ((), 302, 200),
+    "monitoring:slow": ((), 302, 200),
+    "monitoring:alerts": ((), 302, 200),
+    "monitoring:business": ((), 302, 200),
+    "metrics": ((), 403, 200),  # staff or the monitoring token
+    "monitoring_api:metrics": ((), 403, 200),
+    "openapi": ((), 200, 200),
+    "healthz": ((), 200, 200),
+    "readyz": ((), 200, 200),
+    "calls_api:list": ((), 200, 200),
+    "calls_api:search": ((), 400, 400),  # no query: a 400 that says so
+    "calls_api:detail": (("call",), 200, 200),
+    "analytics_api:comprehensive": ((), 200, 200),
 }
 
 
@@ -103,13 +133,37 @@ def calls(org: Organization, member: Membership) -> list[Call]:
     return made
 
 
+@pytest.fixture
+def route_ids(settings, tmp_path, member: Membership, calls: list[Call]) -> dict[str, int]:
+    """The objects the routes' paths name: a call with a recording, a token,
+    a webhook endpoint with a delivery, an error group."""
+    settings.MEDIA_ROOT = tmp_path
+    org = member.organization
+    calls[1].recording.save("call.wav", ContentFile(b"RIFF" + bytes(2000)))
+    token = ApiToken.issue(user=member.user, organization=org, name="smoke")[0]
+    endpoint, _ = WebhookEndpoint.create_with_secret(
+        organization=org, url="https://hooks.example.com/calliq", description="CRM", events=["call.completed"]
+    )
+    event = WebhookEvent.objects.create(organization=org, msg_id="msg_smoke", type="call.completed", body="{}")
+    delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint)
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        capture_exception(exc)
+    return {
+        "call": calls[1].pk,
+        "token": token.pk,
+        "endpoint": endpoint.pk,
+        "delivery": delivery.pk,
+        "error": ErrorGroup.objects.get().pk,
+    }
+
+
 @pytest.mark.parametrize("role", ["manager", "staff"])
-def test_every_route_answers_as_documented_for_a_manager_and_for_staff(client, member, staff_member, calls, role):
-    token_id = ApiToken.issue(user=member.user, organization=member.organization, name="smoke")[0].pk
+def test_every_route_answers_as_documented_for_a_manager_and_for_staff(client, member, staff_member, route_ids, role):
     client.force_login((member if role == "manager" else staff_member).user)
-    ids = {"call": calls[1].pk, "token": token_id}
     for name, pattern in named_routes(get_resolver().url_patterns):
-        args = [ids[ROUTES[name][0]]] if name in ROUTES and ROUTES[name][0] else []
+        args = [route_ids[key] for key in ROUTES[name][0]] if name in ROUTES else []
         if pattern.pattern.converters and not args:
             pytest.fail(f"{name} takes arguments: add it to ROUTES")
         response = client.get(reverse(name, args=args))
@@ -121,6 +175,8 @@ def test_every_route_answers_as_documented_for_a_manager_and_for_staff(client, m
             assert response.status_code < 500, f"{name}: {response.status_code}"
         if response.get("Content-Type", "").startswith("text/html") and not response.streaming:
             assert inline_code(response.text) == [], name
+    link = client.get(reverse("calls:recording_link", args=[route_ids["call"]])).json()["url"]
+    assert client.get(link).status_code == 200  # the recording, through its signed link
 
 
 def test_the_calls_table_filters_searches_sorts_and_pages_both_ways(signed_in, calls):
