@@ -18,7 +18,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from django.dispatch import receiver
 
 from analytics.rollups import analyze_rollups, local_day, rebuild_places, rebuild_rollups
-from calls.events import calls_bulk_changed
+from calls.events import calls_bulk_changed, in_bulk_operation
 from calls.models import Call, CallAnalysis
 from calls.tenancy.models import Organization
 
@@ -82,6 +82,8 @@ def call_saved(
 
 @receiver(post_delete, sender=Call, dispatch_uid="analytics_call_post_delete")
 def call_deleted(sender: type[Call], instance: Call, **kwargs: object) -> None:
+    if in_bulk_operation():
+        return  # the bulk delete announces itself; calls_changed_in_bulk rebuilds once
     _recompute({(instance.organization_id, local_day(instance.started_at), instance.rep_id)})
 
 
@@ -89,7 +91,7 @@ def call_deleted(sender: type[Call], instance: Call, **kwargs: object) -> None:
 @receiver(post_delete, sender=CallAnalysis, dispatch_uid="analytics_analysis_post_delete")
 def analysis_changed(sender: type[CallAnalysis], instance: CallAnalysis, raw: bool = False, **kwargs: object) -> None:
     """Topics come from the analysis: recompute its call's day."""
-    if raw:
+    if raw or in_bulk_operation():
         return
     call = Call.objects.filter(pk=instance.call_id).values_list("organization_id", "started_at", "rep_id").first()
     if call is not None:
