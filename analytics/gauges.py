@@ -1,6 +1,8 @@
 """Business gauges for /metrics and the monitoring pages, registered from
 AnalyticsConfig.ready(): read from the daily rollups, so each is one indexed
-aggregate (the collector caches them for 15 s per process)."""
+aggregate (the collector caches them for 15 s per process). The rollups are
+keyed by the day a call started, so the "today" gauges count calls started
+today (local day), whenever their pipeline finished; their names say so."""
 
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from resilience.monitoring.collector import register_gauge
 ACTIVE_DAYS = 30
 
 
-def calls_processed_today() -> float:
+def calls_started_today_finished() -> float:
     totals = DailyRollup.objects.filter(day=local_today()).aggregate(completed=Sum("completed"), failed=Sum("failed"))
     return float((totals["completed"] or 0) + (totals["failed"] or 0))
 
 
-def calls_failed_today() -> float:
+def calls_started_today_failed() -> float:
     return float(DailyRollup.objects.filter(day=local_today()).aggregate(n=Sum("failed"))["n"] or 0)
 
 
@@ -31,9 +33,15 @@ def active_organizations() -> float:
 
 def register() -> None:
     register_gauge(
-        "calls_processed_today", "Calls that finished the pipeline today (completed or failed).", calls_processed_today
+        "calls_started_today_finished",
+        "Calls started today (local day) whose pipeline has finished (completed or failed).",
+        calls_started_today_finished,
     )
-    register_gauge("calls_failed_today", "Calls whose pipeline failed today.", calls_failed_today)
+    register_gauge(
+        "calls_started_today_failed",
+        "Calls started today (local day) whose pipeline failed.",
+        calls_started_today_failed,
+    )
     register_gauge(
         "active_organizations", f"Organizations with calls in the last {ACTIVE_DAYS} days.", active_organizations
     )

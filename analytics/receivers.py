@@ -14,11 +14,12 @@ from __future__ import annotations
 import threading
 from datetime import date, datetime
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from analytics.rollups import analyze_rollups, local_day, rebuild_places, rebuild_rollups
-from calls.events import calls_bulk_changed
+from calls.events import calls_bulk_changed, in_bulk_operation
 from calls.models import Call, CallAnalysis
 from calls.tenancy.models import Organization
 
@@ -29,13 +30,26 @@ ANALYTIC_FIELDS = frozenset(
 
 # Organizations being deleted: their calls' post_delete must not write rollups
 # that the cascade already collected (they would outlive the organization).
+# Each is marked with the deletion's transaction block (Django's Collector runs
+# pre_delete inside its own atomic block): a delete that fails between
+# pre_delete and post_delete leaves that block, and the stale mark is ignored
+# and dropped, so the organization's rollups are not skipped for good.
 _deleting = threading.local()
 
 
+def _marks() -> dict[int, object]:
+    if not hasattr(_deleting, "marks"):
+        _deleting.marks = {}
+    return _deleting.marks
+
+
 def _organizations_being_deleted() -> set[int]:
-    if not hasattr(_deleting, "ids"):
-        _deleting.ids = set()
-    return _deleting.ids
+    open_blocks = transaction.get_connection().atomic_blocks
+    marks = _marks()
+    for organization_id, block in list(marks.items()):
+        if not any(open_block is block for open_block in open_blocks):
+            del marks[organization_id]
+    return set(marks)
 
 
 def _touches_analytics(update_fields: frozenset[str] | None) -> bool:
@@ -82,6 +96,8 @@ def call_saved(
 
 @receiver(post_delete, sender=Call, dispatch_uid="analytics_call_post_delete")
 def call_deleted(sender: type[Call], instance: Call, **kwargs: object) -> None:
+    if in_bulk_operation():
+        return  # the bulk delete announces itself; calls_changed_in_bulk rebuilds once
     _recompute({(instance.organization_id, local_day(instance.started_at), instance.rep_id)})
 
 
@@ -89,7 +105,7 @@ def call_deleted(sender: type[Call], instance: Call, **kwargs: object) -> None:
 @receiver(post_delete, sender=CallAnalysis, dispatch_uid="analytics_analysis_post_delete")
 def analysis_changed(sender: type[CallAnalysis], instance: CallAnalysis, raw: bool = False, **kwargs: object) -> None:
     """Topics come from the analysis: recompute its call's day."""
-    if raw:
+    if raw or in_bulk_operation():
         return
     call = Call.objects.filter(pk=instance.call_id).values_list("organization_id", "started_at", "rep_id").first()
     if call is not None:
@@ -98,12 +114,14 @@ def analysis_changed(sender: type[CallAnalysis], instance: CallAnalysis, raw: bo
 
 @receiver(pre_delete, sender=Organization, dispatch_uid="analytics_org_pre_delete")
 def organization_deleting(sender: type[Organization], instance: Organization, **kwargs: object) -> None:
-    _organizations_being_deleted().add(instance.pk)
+    open_blocks = transaction.get_connection().atomic_blocks
+    if open_blocks:
+        _marks()[instance.pk] = open_blocks[-1]
 
 
 @receiver(post_delete, sender=Organization, dispatch_uid="analytics_org_post_delete")
 def organization_deleted(sender: type[Organization], instance: Organization, **kwargs: object) -> None:
-    _organizations_being_deleted().discard(instance.pk)
+    _marks().pop(instance.pk, None)
 
 
 @receiver(calls_bulk_changed, dispatch_uid="analytics_calls_bulk_changed")

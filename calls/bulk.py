@@ -6,9 +6,11 @@ The rule is applied here, to the queryset the action runs on, so a rep's
 "select all" over colleagues' calls changes only the rep's own; the result
 says how many selected calls were left alone.
 
-Each function owns its state change and its side effects: bulk updates and
-deletes fire no per-row signals, so each announces the change
-(calls.events.announce_bulk_change) for the cache and analytics, on commit.
+Each function owns its state change and its side effects: a bulk update
+fires no per-row signals, and a bulk delete runs inside
+calls.events.bulk_operation() so the per-row post_delete receivers skip their
+work; each announces the change once (calls.events.announce_bulk_change) for
+the cache and analytics, on commit.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from calls.events import affected_range, announce_bulk_change
-from calls.models import Call
+from calls.events import affected_range, announce_bulk_change, bulk_operation
+from calls.models import Call, CallAnalysis, Transcript
 from calls.selection import clear_selection, selected_calls
 from calls.tenancy.models import Membership
 from calls.webhooks.events import emit_outcome_changes
@@ -86,7 +88,11 @@ def delete_selection(membership: Membership) -> BulkResult:
             chunk = list(calls.order_by("pk").values_list("pk", flat=True)[:DELETE_CHUNK])
             if not chunk:
                 break
-            Call.objects.for_org(organization).filter(pk__in=chunk).delete()
+            with bulk_operation():
+                # The call's parts first, explicitly: the cascade then finds none.
+                Transcript.objects.filter(call_id__in=chunk).delete()
+                CallAnalysis.objects.filter(call_id__in=chunk).delete()
+                Call.objects.for_org(organization).filter(pk__in=chunk).delete()
             announce_bulk_change(organization_id=organization.pk, started_between=span, call_ids=chunk)
             deleted += len(chunk)
     clear_selection(organization, membership.user)

@@ -28,7 +28,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpRequest
 
 from calls.cache_tags import call_tag, org_tag, selection_tag
-from calls.events import calls_bulk_changed
+from calls.events import calls_bulk_changed, in_bulk_operation
 from calls.models import Call, CallAnalysis, Transcript
 from calls.selection import selection_changed
 from calls.tenancy.middleware import ORGANIZATION_SESSION_KEY
@@ -42,10 +42,14 @@ MAX_CALL_TAGS_PER_BULK_CHANGE = 5000
 
 
 def call_changed(sender: type, instance: Call, **kwargs: object) -> None:
+    if in_bulk_operation():
+        return  # announced once by the bulk operation
     invalidate_tags(org_tag(instance.organization_id), call_tag(instance.pk))
 
 
 def call_part_changed(sender: type, instance: Transcript | CallAnalysis, **kwargs: object) -> None:
+    if in_bulk_operation():
+        return  # announced once by the bulk operation
     # The call is usually cached on the instance; when it is not (a cascade
     # delete), one small query finds its organization.
     call = instance._state.fields_cache.get("call")

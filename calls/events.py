@@ -1,15 +1,20 @@
 """What other apps listen to when calls change.
 
 Saving or deleting one row fires Django's post_save/post_delete, which the
-cache (tag invalidation) and analytics (rollups) receive. Bulk operations
-(`QuerySet.update()`, `.delete()` on many rows, COPY-based seeding) fire no
-per-row signals, so whoever performs one calls `announce_bulk_change()`; it
-sends `calls_bulk_changed` once the transaction has committed, so a receiver
-never acts on data a reader cannot see yet.
+cache (tag invalidation) and analytics (rollups) receive. `QuerySet.update()`
+and COPY-based seeding fire no per-row signals; `QuerySet.delete()` does fire
+post_delete for every row, so a bulk delete runs inside `bulk_operation()`,
+where those per-row receivers do nothing. Either way whoever performs a bulk
+operation calls `announce_bulk_change()`; it sends `calls_bulk_changed` once
+the transaction has committed, so a receiver never acts on data a reader
+cannot see yet, and the whole change is handled once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.db import transaction
@@ -22,6 +27,23 @@ from calls.models import Call
 # None when the affected range is unknown), call_ids (list[int] or None when
 # the change was made by filter rather than by id).
 calls_bulk_changed = Signal()
+
+_in_bulk_operation: ContextVar[bool] = ContextVar("calls_in_bulk_operation", default=False)
+
+
+@contextmanager
+def bulk_operation() -> Iterator[None]:
+    """Per-row signal receivers (cache, analytics) skip their work inside: the
+    operation announces itself once with `announce_bulk_change()` instead."""
+    token = _in_bulk_operation.set(True)
+    try:
+        yield
+    finally:
+        _in_bulk_operation.reset(token)
+
+
+def in_bulk_operation() -> bool:
+    return _in_bulk_operation.get()
 
 
 def affected_range(queryset: QuerySet[Call]) -> tuple[datetime, datetime] | None:

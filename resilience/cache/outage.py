@@ -55,8 +55,18 @@ class Outage:
         return EPOCH_TAG in self.pending
 
     def add(self, tags: Iterable[str]) -> None:
+        """Keep `tags` for the next bump. Once the outage epoch is pending its
+        bump invalidates every entry, so other tags add nothing and are
+        dropped: a long outage's pending set stays one tag, not one per write.
+        Not while a replay is in flight: its bump may have landed before the
+        write these tags announce had committed."""
         with self.lock:
+            in_flight = self.replaying.locked()
+            if EPOCH_TAG in self.pending and not in_flight:
+                return
             self.pending.update(tags)
+            if EPOCH_TAG in self.pending and not in_flight:
+                self.pending = {EPOCH_TAG}
 
     def snapshot(self) -> set[str]:
         with self.lock:
@@ -65,7 +75,7 @@ class Outage:
     def orphan(self, name: str, token: str) -> None:
         with self.lock:
             self.orphans.append((name, token))
-            self.pending.add(EPOCH_TAG)  # a failure: the caller records it too
+        self.add((EPOCH_TAG,))  # a failure: the caller records it too
 
     def take_orphans(self) -> list[tuple[str, str]]:
         with self.lock:

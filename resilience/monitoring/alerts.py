@@ -108,7 +108,8 @@ def evaluate_rules(
             elif (
                 incident is not None
                 and value is not None
-                and (incident.peak_value is None or value > incident.peak_value)
+                # The worst value in the rule's own direction: the lowest for a "<" rule.
+                and (incident.peak_value is None or COMPARE[rule.comparison](value, incident.peak_value))
             ):
                 incident.peak_value = value
                 incident.save(update_fields=["peak_value"])

@@ -67,6 +67,16 @@ def test_a_rule_goes_pending_fires_keeps_firing_and_resolves_with_one_notificati
     assert incident.peak_value == 0.12
 
 
+def test_a_below_threshold_rule_keeps_the_lowest_value_as_its_peak(rule, sent):
+    rule.comparison, rule.threshold, rule.recovery_threshold = "<", 0.5, 0.6
+    rule.save()
+    assert run(rule, 0, 0.4) == "pending"
+    assert run(rule, 60, 0.3) == "firing"
+    assert run(rule, 90, 0.1) == "firing"
+    assert run(rule, 120, 0.45) == "firing"
+    assert AlertIncident.objects.get(rule=rule).peak_value == 0.1
+
+
 def test_a_blip_shorter_than_for_never_notifies(rule, sent):
     assert run(rule, 0, 0.5) == "pending"
     assert run(rule, 30, 0.0) == "normal"

@@ -154,7 +154,7 @@ def test_metrics_count_requests_for_prometheus(client, metrics, staff_user):
     )
     assert found[("calliq_http_request_duration_seconds_count", (("route", "monitoring/health"),))] == 4
     assert ("calliq_breaker_state", (("service", "openai"), ("state", "closed"))) in found
-    assert ("calliq_calls_processed_today", ()) in found
+    assert ("calliq_calls_started_today_finished", ()) in found
 
 
 # A wrong Bearer on /metrics gets the view's 403 JSON, not a 401: the monitoring
