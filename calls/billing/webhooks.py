@@ -33,21 +33,9 @@ from calls.billing.plans import plan_for_prices
 from calls.cache_tags import org_tag
 from calls.tenancy.models import Organization
 from resilience.cache import invalidate_tags
+from resilience.providers.paddle_webhooks import SUBSCRIPTION_EVENTS
 
 logger = logging.getLogger("calliq.calls.billing")
-
-SUBSCRIPTION_EVENTS = frozenset(
-    {
-        "subscription.created",
-        "subscription.updated",
-        "subscription.activated",
-        "subscription.trialing",
-        "subscription.past_due",
-        "subscription.paused",
-        "subscription.resumed",
-        "subscription.canceled",
-    }
-)
 
 
 class InvalidEvent(ValueError):

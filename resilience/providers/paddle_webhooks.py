@@ -14,6 +14,19 @@ import hmac
 import time
 
 SIGNATURE_HEADER = "Paddle-Signature"
+# The subscription events CallIQ applies (calls/billing) and the simulator sends.
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "subscription.created",
+        "subscription.updated",
+        "subscription.activated",
+        "subscription.trialing",
+        "subscription.past_due",
+        "subscription.paused",
+        "subscription.resumed",
+        "subscription.canceled",
+    }
+)
 # Paddle's SDKs default to 5 s; ours comes from PADDLE_WEBHOOK_TOLERANCE_SECONDS.
 DEFAULT_TOLERANCE_SECONDS = 5
 # A header longer than this is not Paddle's (it sends one or two h1 values).

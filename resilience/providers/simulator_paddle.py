@@ -31,20 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from resilience.providers.paddle_webhooks import SIGNATURE_HEADER, sign_paddle_webhook
+from resilience.providers.paddle_webhooks import SIGNATURE_HEADER, SUBSCRIPTION_EVENTS, sign_paddle_webhook
 
-EVENT_TYPES = frozenset(
-    {
-        "subscription.created",
-        "subscription.updated",
-        "subscription.activated",
-        "subscription.trialing",
-        "subscription.past_due",
-        "subscription.paused",
-        "subscription.resumed",
-        "subscription.canceled",
-    }
-)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -86,8 +74,8 @@ class PaddleEventRequest:
         target = urlsplit(str(request.url))
         if target.scheme not in ("http", "https") or (target.hostname or "") not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("url must be an http(s) URL on a loopback host")
-        if request.event_type not in EVENT_TYPES:
-            raise ValueError(f"event_type must be one of {', '.join(sorted(EVENT_TYPES))}")
+        if request.event_type not in SUBSCRIPTION_EVENTS:
+            raise ValueError(f"event_type must be one of {', '.join(sorted(SUBSCRIPTION_EVENTS))}")
         if not 0 <= int(request.duplicates) <= 10 or not 0 <= float(request.delay_ms) <= 60_000:
             raise ValueError("duplicates must be 0-10 and delay_ms 0-60000")
         return request
