@@ -100,6 +100,7 @@ def test_the_pages_a_member_uses_have_no_accessibility_violations(axe_page, memb
         busy_org.get_absolute_url(),
         reverse("calls:upload"),
         reverse("tokens"),
+        reverse("billing:usage"),
         reverse("analytics:dashboard"),
         reverse("analytics:dashboard") + "?days=7&outcome=won",
         reverse("calls:search"),  # the empty search box
@@ -275,8 +276,10 @@ CHECKED_PAGES = {
     "webhooks:detail",
     "webhooks:edit",
     "webhooks:delete",
+    "billing:usage",
 }
 NOT_PAGES = {
+    "billing:paddle_webhook",  # Paddle's signed POST
     "metrics",  # Prometheus text
     "openapi",  # JSON
     "webhooks:rotate",  # POST actions that redirect
